@@ -1,0 +1,115 @@
+# Finds every third-party dependency once, as imported targets the rest of the build links.
+# Order matters only for LibTorch: it is located through the Python that owns the torch wheel.
+
+# --- LibTorch -------------------------------------------------------------------------------
+if(NOT Torch_DIR AND RECUR_PYTHON)
+  execute_process(
+    COMMAND ${RECUR_PYTHON} -c "import torch.utils; print(torch.utils.cmake_prefix_path)"
+    OUTPUT_VARIABLE _recur_torch_prefix OUTPUT_STRIP_TRAILING_WHITESPACE
+    RESULT_VARIABLE _recur_torch_rc ERROR_QUIET)
+  if(_recur_torch_rc EQUAL 0)
+    list(APPEND CMAKE_PREFIX_PATH ${_recur_torch_prefix})
+  endif()
+endif()
+# The CUDA build of the wheel needs nvcc only to describe itself; it is not used to compile.
+if(EXISTS /usr/local/cuda/bin/nvcc AND NOT CMAKE_CUDA_COMPILER)
+  set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
+  set(CUDAToolkit_ROOT /usr/local/cuda)
+endif()
+if(NOT TORCH_CUDA_ARCH_LIST)
+  set(TORCH_CUDA_ARCH_LIST "9.0")
+endif()
+if(NOT CMAKE_CUDA_ARCHITECTURES)
+  set(CMAKE_CUDA_ARCHITECTURES 90)
+endif()
+set(USE_CUSPARSELT OFF CACHE BOOL "" FORCE)
+set(USE_CUDSS OFF CACHE BOOL "" FORCE)
+set(USE_CUFILE OFF CACHE BOOL "" FORCE)
+find_package(Torch REQUIRED)
+message(STATUS "LibTorch ${Torch_VERSION} from ${Torch_DIR}")
+
+# LibTorch ships its own {fmt} (a newer major version) in its include directory, which would shadow
+# the Debian fmt that spdlog is built against. Point every torch target at an overlay of that
+# directory without fmt/, so one fmt is used everywhere.
+get_filename_component(_torch_inc "${Torch_DIR}/../../../include" ABSOLUTE)
+set(RECUR_TORCH_OVERLAY "${CMAKE_BINARY_DIR}/torch-include")
+if(NOT EXISTS "${RECUR_TORCH_OVERLAY}/.complete")
+  file(REMOVE_RECURSE "${RECUR_TORCH_OVERLAY}")
+  file(MAKE_DIRECTORY "${RECUR_TORCH_OVERLAY}")
+  file(GLOB _entries RELATIVE "${_torch_inc}" "${_torch_inc}/*")
+  foreach(_e IN LISTS _entries)
+    if(NOT _e STREQUAL "fmt")
+      file(CREATE_LINK "${_torch_inc}/${_e}" "${RECUR_TORCH_OVERLAY}/${_e}" SYMBOLIC)
+    endif()
+  endforeach()
+  file(TOUCH "${RECUR_TORCH_OVERLAY}/.complete")
+endif()
+function(recur_retarget_torch_includes target)
+  if(NOT TARGET ${target})
+    return()
+  endif()
+  get_target_property(_dirs ${target} INTERFACE_INCLUDE_DIRECTORIES)
+  if(_dirs)
+    list(TRANSFORM _dirs REPLACE "^${_torch_inc}$" "${RECUR_TORCH_OVERLAY}")
+    set_target_properties(${target} PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${_dirs}")
+  endif()
+endfunction()
+foreach(_t torch torch_library torch_cpu torch_cpu_library torch_cuda torch_cuda_library c10 c10_cuda caffe2::cudart)
+  recur_retarget_torch_includes(${_t})
+endforeach()
+set(TORCH_INCLUDE_DIRS "${RECUR_TORCH_OVERLAY};${_torch_inc}/torch/csrc/api/include")
+
+# --- MPI, HDF5, Boost, serialisation, logging, storage, tests ---------------------------------
+find_package(MPI REQUIRED COMPONENTS C)
+find_package(HDF5 REQUIRED COMPONENTS C)
+find_package(Boost 1.74 REQUIRED)
+find_package(yaml-cpp REQUIRED)
+find_package(nlohmann_json 3.9 REQUIRED)
+find_package(fmt REQUIRED)
+find_package(spdlog REQUIRED)
+find_package(SQLite3 REQUIRED)
+find_package(Threads REQUIRED)
+if(RECUR_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+endif()
+
+find_path(XXHASH_INCLUDE_DIR xxhash.h REQUIRED)
+find_library(XXHASH_LIBRARY xxhash REQUIRED)
+add_library(recur_xxhash INTERFACE)
+target_include_directories(recur_xxhash INTERFACE ${XXHASH_INCLUDE_DIR})
+target_link_libraries(recur_xxhash INTERFACE ${XXHASH_LIBRARY})
+
+add_library(recur_hdf5 INTERFACE)
+target_include_directories(recur_hdf5 INTERFACE ${HDF5_C_INCLUDE_DIRS})
+target_link_libraries(recur_hdf5 INTERFACE ${HDF5_C_LIBRARIES})
+target_compile_definitions(recur_hdf5 INTERFACE ${HDF5_C_DEFINITIONS})
+
+# --- CUDA and NCCL (optional) ---------------------------------------------------------------
+# One NCCL per process: prefer the libnccl that ships in the torch wheel's nvidia-nccl package,
+# which LibTorch itself loads, over a second copy from /usr/local/cuda.
+set(RECUR_HAVE_NCCL OFF)
+if(RECUR_WITH_CUDA)
+  find_package(CUDAToolkit QUIET)
+  set(_nccl_hints)
+  if(Torch_DIR)
+    get_filename_component(_site "${Torch_DIR}/../../../.." ABSOLUTE)
+    list(APPEND _nccl_hints ${_site}/nvidia/nccl)
+  endif()
+  list(APPEND _nccl_hints /usr/local/cuda /usr)
+  find_path(NCCL_INCLUDE_DIR nccl.h HINTS ${_nccl_hints} PATH_SUFFIXES include NO_DEFAULT_PATH)
+  find_library(NCCL_LIBRARY NAMES nccl libnccl.so.2 NAMES_PER_DIR HINTS ${_nccl_hints} PATH_SUFFIXES lib lib64 NO_DEFAULT_PATH)
+  if(CUDAToolkit_FOUND AND NCCL_INCLUDE_DIR AND NCCL_LIBRARY)
+    set(RECUR_HAVE_NCCL ON)
+    add_library(recur_nccl INTERFACE)
+    target_include_directories(recur_nccl INTERFACE ${NCCL_INCLUDE_DIR})
+    target_link_libraries(recur_nccl INTERFACE ${NCCL_LIBRARY} CUDA::cudart)
+    message(STATUS "NCCL: ${NCCL_LIBRARY} (headers ${NCCL_INCLUDE_DIR})")
+  else()
+    message(STATUS "NCCL/CUDA not found: building the MPI and single-process communicators only")
+  endif()
+endif()
+
+# MPI through the C API only (the deprecated C++ bindings would need libmpi_cxx).
+add_library(recur_mpi INTERFACE)
+target_link_libraries(recur_mpi INTERFACE MPI::MPI_C)
+target_compile_definitions(recur_mpi INTERFACE OMPI_SKIP_MPICXX MPICH_SKIP_MPICXX)

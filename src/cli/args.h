@@ -1,0 +1,48 @@
+// A small strict command-line parser: declared options only, typed accessors, generated --help.
+// Unknown options are UsageErrors that name the closest declared option.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace recur::cli {
+
+class Args {
+ public:
+  Args(std::string usage, std::string description);
+
+  Args& option(const std::string& name, const std::string& metavar, const std::string& help,
+               std::optional<std::string> default_value = std::nullopt);
+  Args& required(const std::string& name, const std::string& metavar, const std::string& help);
+  // Takes one or more values (`--input a b c`, or the flag repeated).
+  Args& list(const std::string& name, const std::string& metavar, const std::string& help, bool required = false);
+  Args& flag(const std::string& name, const std::string& help);
+  Args& positional(const std::string& name, const std::string& help);
+  Args& epilog(const std::string& text);
+
+  // Returns false when --help was given (help already printed to stdout).
+  bool parse(const std::vector<std::string>& argv);
+  std::string help() const;
+
+  bool has(const std::string& name) const;
+  std::string get(const std::string& name) const;
+  std::vector<std::string> get_list(const std::string& name) const;
+  bool get_flag(const std::string& name) const;
+  int64_t get_int(const std::string& name) const;
+  double get_double(const std::string& name) const;
+
+ private:
+  struct Spec {
+    std::string name, metavar, help;
+    std::optional<std::string> default_value;
+    bool is_flag = false, is_list = false, is_required = false, is_positional = false;
+  };
+  const Spec* find(const std::string& name) const;
+  std::string usage_, description_, epilog_;
+  std::vector<Spec> specs_;
+  std::map<std::string, std::vector<std::string>> values_;
+};
+
+}  // namespace recur::cli

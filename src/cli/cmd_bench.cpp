@@ -1,0 +1,135 @@
+// `recur bench ...`: measurements of the hot paths, printed as a table and one JSON line.
+// Benchmarks never assert: their figures go to docs/benchmarks.md with machine, command and date.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <random>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/fs.h"
+#include "data/corpora.h"
+#include "data/dataset.h"
+#include "data/loaders.h"
+#include "data/prefetcher.h"
+
+namespace recur::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Runs `fn` repeatedly for at least `seconds`; returns items per second, `fn` returning items done.
+template <typename Fn>
+double rate(double seconds, Fn&& fn) {
+  fn();  // warm-up (page cache, allocations)
+  uint64_t items = 0;
+  auto start = Clock::now();
+  double elapsed = 0;
+  do {
+    items += fn();
+    elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  } while (elapsed < seconds);
+  return items / elapsed;
+}
+
+std::string make_temp_dataset(uint64_t bytes) {
+  std::string dir = "/tmp/recur-bench-data-" + std::to_string(::getpid());
+  std::string raw = dir + ".bin";
+  {
+    std::mt19937_64 rng(7);
+    std::vector<uint64_t> buf(bytes / 8);
+    for (auto& x : buf) x = rng();
+    std::FILE* f = std::fopen(raw.c_str(), "wb");
+    if (!f || std::fwrite(buf.data(), 8, buf.size(), f) != buf.size() || std::fclose(f) != 0) fail("cannot write {}", raw);
+  }
+  data::ShardOptions o;
+  o.corpus = "bytes";
+  o.inputs = {raw};
+  o.out_dir = dir;
+  o.progress = false;
+  data::shard_corpus(o);
+  ::unlink(raw.c_str());
+  return dir;
+}
+
+int bench_data(const Argv& argv) {
+  Args args("recur bench data [--data DIR] [options]",
+            "Tokens per second delivered by the dataset reader and loaders, from the page cache.\n"
+            "Without --data a 256 MiB random byte dataset is made in /tmp and removed afterwards.");
+  args.option("data", "DIR", "dataset directory (default: a temporary random byte dataset)")
+      .option("split", "NAME", "split to read", "train")
+      .option("batch", "G", "global batch (streams)", "64")
+      .option("seq-len", "T", "segment length", "512")
+      .option("seconds", "S", "time per measurement", "2");
+  if (!args.parse(argv)) return 0;
+  std::string dir = args.has("data") ? args.get("data") : make_temp_dataset(256ull << 20);
+  bool temp = !args.has("data");
+  struct Cleanup {
+    std::string dir;
+    bool on;
+    ~Cleanup() {
+      if (on) remove_tree(dir);
+    }
+  } cleanup{dir, temp};
+  double seconds = args.get_double("seconds");
+  int64_t G = args.get_int("batch"), T = args.get_int("seq-len");
+  auto ds = data::Dataset::open(dir, false);
+  const data::Split& split = ds->split(args.get("split"));
+  uint64_t n = split.tokens();
+
+  std::vector<int64_t> buf(1 << 20);
+  uint64_t pos = 0;
+  double contiguous = rate(seconds, [&]() -> uint64_t {
+    uint64_t k = std::min<uint64_t>(buf.size(), n - pos);
+    split.read_tokens(pos, k, buf.data());
+    pos = (pos + k) % n;
+    return k;
+  });
+  data::OrderedLoader ordered(split, G, T, 0, 1, n);
+  data::TokenBatch b;
+  int64_t step = 0;
+  double ordered_rate = rate(seconds, [&]() -> uint64_t {
+    ordered.fill(step++, &b);
+    return b.tokens.size();
+  });
+  data::RandomCropSampler crop(split, G, T, 0, 1, 1, n);
+  step = 0;
+  double crop_rate = rate(seconds, [&]() -> uint64_t {
+    crop.fill(step++, &b);
+    return b.tokens.size();
+  });
+  data::Prefetcher prefetch([&](int64_t s, data::TokenBatch* out) { ordered.fill(s, out); }, 0, 4);
+  double prefetch_rate = rate(seconds, [&]() -> uint64_t { return prefetch.next().tokens.size(); });
+
+  std::printf("bench data: %s split %s (%llu tokens), batch %lld x %lld\n", dir.c_str(), split.name().c_str(),
+              static_cast<unsigned long long>(n), static_cast<long long>(G), static_cast<long long>(T + 1));
+  std::printf("  contiguous reads (1 Mi tokens) %10.1f M tokens/s\n", contiguous / 1e6);
+  std::printf("  ordered loader                 %10.1f M tokens/s\n", ordered_rate / 1e6);
+  std::printf("  random-crop sampler            %10.1f M tokens/s\n", crop_rate / 1e6);
+  std::printf("  ordered loader via prefetcher  %10.1f M tokens/s\n", prefetch_rate / 1e6);
+  nlohmann::json j = {{"bench", "data"},
+                      {"tokens", n},
+                      {"batch", G},
+                      {"seq_len", T},
+                      {"contiguous_tokens_per_s", contiguous},
+                      {"ordered_tokens_per_s", ordered_rate},
+                      {"crop_tokens_per_s", crop_rate},
+                      {"prefetch_tokens_per_s", prefetch_rate}};
+  std::printf("%s\n", j.dump().c_str());
+  return 0;
+}
+
+}  // namespace
+
+int cmd_bench(const Argv& argv) {
+  if (!argv.empty() && argv[0] == "data") return bench_data(Argv(argv.begin() + 1, argv.end()));
+  Args args("recur bench data [options]", "Measure a hot path. Available: data (loader tokens/s).");
+  if (!args.parse(argv)) return 0;
+  throw UsageError("expected a benchmark name, e.g. `recur bench data`");
+}
+
+}  // namespace recur::cli

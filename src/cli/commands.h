@@ -1,0 +1,16 @@
+// The subcommands of `recur`; each takes the arguments after its own name and returns an exit code.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace recur::cli {
+
+using Argv = std::vector<std::string>;
+
+int cmd_shard(const Argv& args);
+int cmd_gen(const Argv& args);
+int cmd_config(const Argv& args);
+int cmd_bench(const Argv& args);
+
+}  // namespace recur::cli

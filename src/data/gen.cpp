@@ -1,0 +1,83 @@
+// See gen.h. Generator errors (std::invalid_argument) become recur::Error before anything is written.
+#include "data/gen.h"
+
+#include <stdexcept>
+
+#include "core/error.h"
+#include "core/version.h"
+#include "data/shard_writer.h"
+
+namespace recur::data {
+namespace {
+
+Manifest write_examples(Manifest m, const std::string& out_dir, bool force,
+                        const std::vector<std::pair<std::string, const std::vector<Example>*>>& splits) {
+  DatasetWriter writer(out_dir, std::move(m), force);
+  for (const auto& [name, examples] : splits) {
+    writer.begin_split(name, kDefaultShardTokens);
+    for (const auto& e : *examples) writer.append_example(e);
+    writer.end_split();
+  }
+  return writer.finish();
+}
+
+nlohmann::json split_json(const FormalSplitSpec& s) {
+  return {{"count", s.count}, {"min_len", s.min_len}, {"max_len", s.max_len}};
+}
+
+}  // namespace
+
+Manifest write_formal_dataset(const FormalSpec& spec, const std::string& out_dir, bool force) {
+  FormalDataset data;
+  try {
+    data = generate_formal_dataset(spec);
+  } catch (const std::invalid_argument& e) {
+    fail("recur gen formal: {}", e.what());
+  }
+  Manifest m;
+  m.corpus = "formal";
+  m.tool_version = version_string();
+  m.layout = Layout::kExamples;
+  m.example_fields = {"label_sets"};
+  m.vocab.symbols = formal_vocabulary(spec.language);
+  m.vocab.size = m.vocab.symbols.size();
+  m.token_bytes = token_bytes_for_vocab(m.vocab.size);
+  m.label_bytes = m.vocab.size <= 8 ? 1 : m.vocab.size <= 16 ? 2 : 4;
+  m.params = {{"language", formal_language_name(spec.language)},
+              {"seed", spec.seed},
+              {"train", split_json(spec.train)},
+              {"valid", split_json(spec.bin0)},
+              {"test", split_json(spec.bin1)},
+              {"splits", {{"valid", "bin0"}, {"test", "bin1"}}},
+              {"eos_symbol", m.vocab.size - 1}};
+  return write_examples(m, out_dir, force, {{"train", &data.train}, {"valid", &data.bin0}, {"test", &data.bin1}});
+}
+
+Manifest write_copy_dataset(const CopyDatasetSpec& spec, const std::string& out_dir, bool force) {
+  std::vector<Example> parts[3];
+  const int64_t counts[3] = {spec.train, spec.valid, spec.test};
+  for (int s = 0; s < 3; ++s) {
+    CopySpec c = spec.base;
+    c.count = counts[s];
+    c.seed = derive_seed(spec.base.seed, static_cast<uint64_t>(s));
+    try {
+      parts[s] = generate_copy(c);
+    } catch (const std::invalid_argument& e) {
+      fail("recur gen copy: {}", e.what());
+    }
+  }
+  Manifest m;
+  m.corpus = "copy";
+  m.tool_version = version_string();
+  m.layout = Layout::kExamples;
+  m.example_fields = {"loss_mask"};
+  m.vocab.symbols = copy_vocabulary(spec.base.alphabet);
+  m.vocab.size = m.vocab.symbols.size();
+  m.token_bytes = token_bytes_for_vocab(m.vocab.size);
+  m.params = {{"seed", spec.base.seed},           {"min_len", spec.base.min_len}, {"max_len", spec.base.max_len},
+              {"pattern_len", spec.base.pattern_len}, {"alphabet", spec.base.alphabet}, {"train", spec.train},
+              {"valid", spec.valid},              {"test", spec.test},            {"separator", m.vocab.size - 1}};
+  return write_examples(m, out_dir, force, {{"train", &parts[0]}, {"valid", &parts[1]}, {"test", &parts[2]}});
+}
+
+}  // namespace recur::data
