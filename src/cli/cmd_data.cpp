@@ -59,14 +59,25 @@ int shard_dump(const Argv& argv) {
   return 0;
 }
 
+int shard_info(const Argv& argv) {
+  Args args("recur shard info DIR", "Print a dataset's summary: corpus, vocabulary, splits and shards (sizes are checked).");
+  args.positional("DIR", "dataset directory");
+  if (!args.parse(argv)) return 0;
+  auto ds = data::Dataset::open(args.get("DIR"), false);
+  print_summary(args.get("DIR"), ds->manifest());
+  return 0;
+}
+
 }  // namespace
 
 int cmd_shard(const Argv& argv) {
+  if (!argv.empty() && argv[0] == "info") return shard_info(Argv(argv.begin() + 1, argv.end()));
   if (!argv.empty() && argv[0] == "verify") return shard_verify(Argv(argv.begin() + 1, argv.end()));
   if (!argv.empty() && argv[0] == "dump") return shard_dump(Argv(argv.begin() + 1, argv.end()));
   Args args("recur shard --corpus KIND --input PATH... --out DIR [--shards N]\n"
             "       recur shard verify DIR\n"
-            "       recur shard dump DIR --split {train,valid,test}",
+            "       recur shard dump DIR --split {train,valid,test}\n"
+            "       recur shard info DIR",
             "Turn a raw corpus into HDF5 shards plus DIR/manifest.json (checksummed, one global order).\n"
             "The dataset is built in DIR.tmp.<pid> and renamed when complete.");
   args.required("corpus", "KIND", "enwik8 | text8 | wikitext103 | bytes | lines")

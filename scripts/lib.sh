@@ -1,0 +1,34 @@
+# Shared by the scripts in this folder (sourced, not run).
+RECUR_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+RECUR_HOME="${RECUR_HOME:-$HOME/.cache/recur}"
+RECUR_BUILD="${RECUR_BUILD:-$RECUR_ROOT/build}"
+TORCH_VERSION="2.11.0"
+export RECUR_HOME
+
+log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
+
+sudo_if_needed() {
+  if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi
+}
+
+torch_source() {
+  if [[ -f "$RECUR_HOME/torch-source" ]]; then cat "$RECUR_HOME/torch-source"; else echo "${RECUR_TORCH:-wheel}"; fi
+}
+
+# Configures (once) and builds the tree with two jobs.
+build_recur() {
+  local args=(-G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo)
+  if [[ "$(torch_source)" == "wheel" ]]; then
+    args+=(-DRECUR_PYTHON="$RECUR_HOME/venv/bin/python")
+  fi
+  export CCACHE_DIR="${CCACHE_DIR:-$RECUR_HOME/ccache}"
+  if [[ ! -f "$RECUR_BUILD/build.ninja" ]]; then
+    log "configuring $RECUR_BUILD"
+    cmake -S "$RECUR_ROOT" -B "$RECUR_BUILD" "${args[@]}" >"$RECUR_BUILD.configure.log" 2>&1 || {
+      cat "$RECUR_BUILD.configure.log" >&2
+      return 1
+    }
+  fi
+  log "building (ninja -j${RECUR_JOBS:-2})"
+  cmake --build "$RECUR_BUILD" -j "${RECUR_JOBS:-2}"
+}
