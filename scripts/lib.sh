@@ -15,7 +15,7 @@ torch_source() {
   if [[ -f "$RECUR_HOME/torch-source" ]]; then cat "$RECUR_HOME/torch-source"; else echo "${RECUR_TORCH:-wheel}"; fi
 }
 
-# Configures (once) and builds the tree with two jobs.
+# Configures (once) and builds the tree with two jobs; arguments are targets (default: everything).
 build_recur() {
   local args=(-G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo)
   if [[ "$(torch_source)" == "wheel" ]]; then
@@ -29,6 +29,8 @@ build_recur() {
       return 1
     }
   fi
-  log "building (ninja -j${RECUR_JOBS:-2})"
-  cmake --build "$RECUR_BUILD" -j "${RECUR_JOBS:-2}"
+  log "building ${*:-everything} (-j${RECUR_JOBS:-2})"
+  local targets=()
+  for t in "$@"; do targets+=(--target "$t"); done
+  cmake --build "$RECUR_BUILD" -j "${RECUR_JOBS:-2}" "${targets[@]}"
 }

@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -54,6 +55,12 @@ void fsync_tree(const std::string& dir) {
     if (::lstat(p.c_str(), &st) == 0 && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))) fsync_path(p);
   }
   fsync_path(dir);
+}
+
+std::string expand_user(const std::string& path) {
+  const char* home = std::getenv("HOME");
+  if (home && (path == "~" || path.rfind("~/", 0) == 0)) return std::string(home) + path.substr(1);
+  return path;
 }
 
 std::string absolute_path(const std::string& path) {

@@ -35,6 +35,7 @@ uint64_t file_size(const std::string& path);           // throws naming the path
 bool path_exists(const std::string& path);
 bool is_directory(const std::string& path);
 std::string parent_dir(const std::string& path);
+std::string expand_user(const std::string& path);       // leading "~/" -> $HOME/
 std::string absolute_path(const std::string& path);     // lexically normalised, need not exist
 std::string join_path(const std::string& dir, const std::string& name);  // name if absolute
 void make_dirs(const std::string& path);

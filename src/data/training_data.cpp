@@ -3,13 +3,14 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "core/fs.h"
 #include "data/dataset.h"
 #include "data/loaders.h"
 
 namespace recur::data {
 
 TrainingData open_training_data(const Config& config) {
-  std::string path = config.get_string("data.path");
+  std::string path = expand_user(config.get_string("data.path"));
   TrainingData out;
   try {
     out.dataset = Dataset::open(path, config.get_bool("data.verify"));
