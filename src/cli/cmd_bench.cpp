@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/args.h"
+#include "core/config.h"
+#include "train/bench.h"
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/fs.h"
@@ -123,11 +125,43 @@ int bench_data(const Argv& argv) {
   return 0;
 }
 
+int bench_step(const Argv& argv) {
+  Args args("recur bench step --config FILE [--set k=v]... [options]",
+            "Time one training step (forward, backward, Adam update) of the configured model on random tokens\n"
+            "at train.batch_size x train.tgt_len with a full memory: ms/step (median), tokens/s, and for RSA\n"
+            "models the REM share of step time (the same model with its RSA heads made plain).");
+  args.required("config", "FILE", "model config")
+      .list("set", "KEY=VALUE", "override a config key")
+      .option("repeats", "N", "timed steps", "10")
+      .option("warmup", "N", "untimed steps first", "2")
+      .option("vocab", "V", "vocabulary size of the random tokens", "256");
+  if (!args.parse(argv)) return 0;
+  Config c = Config::load(args.get("config"), args.get_list("set"));
+  train::StepBenchOptions o;
+  o.repeats = args.get_int("repeats");
+  o.warmup = args.get_int("warmup");
+  o.vocab = args.get_int("vocab");
+  auto j = train::bench_step(c, o);
+  std::printf("bench step: %s, %lld parameters, batch %lld x %lld (mem %lld), %d threads\n", j["model"].get<std::string>().c_str(),
+              static_cast<long long>(j["parameters"].get<int64_t>()), static_cast<long long>(j["batch_size"].get<int64_t>()),
+              static_cast<long long>(j["tgt_len"].get<int64_t>()), static_cast<long long>(j["mem_len"].get<int64_t>()),
+              j["threads"].get<int>());
+  std::printf("  %.1f ms/step, %.0f tokens/s\n", j["ms_per_step"].get<double>(), j["tokens_per_s"].get<double>());
+  if (j.contains("rem_share")) {
+    std::printf("  plain heads: %.1f ms/step; REM share of step time: %.1f%%\n", j["plain_ms_per_step"].get<double>(),
+                100.0 * j["rem_share"].get<double>());
+  }
+  std::printf("%s\n", j.dump().c_str());
+  return 0;
+}
+
 }  // namespace
 
 int cmd_bench(const Argv& argv) {
   if (!argv.empty() && argv[0] == "data") return bench_data(Argv(argv.begin() + 1, argv.end()));
-  Args args("recur bench data [options]", "Measure a hot path. Available: data (loader tokens/s).");
+  if (!argv.empty() && argv[0] == "step") return bench_step(Argv(argv.begin() + 1, argv.end()));
+  Args args("recur bench {data,step} [options]",
+            "Measure a hot path: data (loader tokens/s), step (training step time, REM share).");
   if (!args.parse(argv)) return 0;
   throw UsageError("expected a benchmark name, e.g. `recur bench data`");
 }

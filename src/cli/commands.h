@@ -12,5 +12,7 @@ int cmd_shard(const Argv& args);
 int cmd_gen(const Argv& args);
 int cmd_config(const Argv& args);
 int cmd_bench(const Argv& args);
+int cmd_train(const Argv& args);
+int cmd_eval(const Argv& args);
 
 }  // namespace recur::cli

@@ -25,6 +25,8 @@ struct Command {
 const Command kCommands[] = {
     {"shard", "turn a corpus into checksummed HDF5 shards; `shard verify`, `shard dump`", recur::cli::cmd_shard},
     {"gen", "write a synthetic dataset: `gen formal` (formal languages), `gen copy` (copy task)", recur::cli::cmd_gen},
+    {"train", "train a model from a YAML config (+ --set overrides) into a run directory", recur::cli::cmd_train},
+    {"eval", "evaluate a trained run on a split: BPC or perplexity, token accuracy", recur::cli::cmd_eval},
     {"config", "list the config keys (`config keys`) or print a resolved config (`config show`)", recur::cli::cmd_config},
     {"bench", "measure hot paths: `bench data` (loader tokens/s)", recur::cli::cmd_bench},
 };

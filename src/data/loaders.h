@@ -20,6 +20,10 @@ struct TokenBatch {
   int64_t first_row = 0;      // global index of row 0 (stream or sample index)
   bool epoch_start = false;   // ordered loader: streams restart here, carried state must be reset
   std::vector<int64_t> tokens;
+  // Example batches only (rows padded with 0 to the longest example, cols = that length):
+  std::vector<int64_t> lengths;     // per row
+  std::vector<int64_t> label_sets;  // rows x cols, when the dataset has label sets
+  std::vector<int64_t> loss_mask;   // rows x cols, when the dataset has a loss mask
 };
 
 // Rank r of W owns the global rows [r*G/W, (r+1)*G/W); G must be divisible by W.
@@ -62,6 +66,33 @@ class RandomCropSampler {
   RowRange rows_;
   uint64_t seed_, positions_;
 };
+
+// Whole examples of an examples-layout split. Each epoch visits every example once in a seeded
+// pseudo-random order: global sample g of step k is example perm_e((k*G + g) mod n), e = (k*G + g) / n,
+// where perm_e is a bijection of [0, n) (a keyed Feistel network with cycle walking). With shuffle
+// off the order is the stored one (evaluation).
+class ExampleSampler {
+ public:
+  ExampleSampler(const Split& split, int64_t global_batch, int rank, int world, uint64_t seed, bool shuffle,
+                 uint64_t usable_examples);
+  TokenBatch batch(int64_t step) const;
+  void fill(int64_t step, TokenBatch* out) const;
+  uint64_t example_index(int64_t step, int64_t global_row) const;
+  int64_t steps_per_epoch() const;
+
+ private:
+  const Split& split_;
+  int64_t global_batch_;
+  RowRange rows_;
+  uint64_t seed_, n_;
+  bool shuffle_;
+};
+
+// The given examples of a split as one padded batch (evaluation reads examples in stored order).
+void fill_examples(const Split& split, const std::vector<uint64_t>& indices, TokenBatch* out);
+
+// A keyed pseudo-random bijection of [0, n).
+uint64_t permute_index(uint64_t index, uint64_t n, uint64_t key);
 
 uint64_t mix64(uint64_t x);  // splitmix64 finaliser, used for every derived seed and index hash
 // Tokens of the train split actually used under data.fraction (whole tokens, at least one window).

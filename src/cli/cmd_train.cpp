@@ -1,0 +1,41 @@
+// `recur train` and `recur eval`: thin wrappers over src/train.
+#include <cstdio>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "core/config.h"
+#include "train/trainer.h"
+
+namespace recur::cli {
+
+int cmd_train(const Argv& argv) {
+  Args args("recur train --config FILE --run-dir DIR [--set section.key=value]...",
+            "Train the model a config describes. Writes RUN_DIR/config.yaml (the resolved config),\n"
+            "RUN_DIR/metrics.jsonl (one JSON object per logged step: step, loss, bpc or ppl, lr, tokens/s),\n"
+            "RUN_DIR/model.pt (the final parameters) and RUN_DIR/eval.json (validation metrics at the end).\n"
+            "A progress line per train.log_every steps: step, loss, BPC or PPL, lr, tokens/s, ETA.");
+  args.required("config", "FILE", "YAML config (`recur config keys` lists every key)")
+      .required("run-dir", "DIR", "run directory (created if missing)")
+      .list("set", "KEY=VALUE", "override a config key, e.g. --set data.path=DIR --set train.steps=100");
+  if (!args.parse(argv)) return 0;
+  Config config = Config::load(args.get("config"), args.get_list("set"));
+  auto result = train::run_training(config, args.get("run-dir"));
+  std::printf("%s\n", result.dump().c_str());
+  return 0;
+}
+
+int cmd_eval(const Argv& argv) {
+  Args args("recur eval --run-dir DIR [--split valid|test] [--set eval.key=value]...",
+            "Evaluate a trained run on a split with the XL evaluation settings (eval.tgt_len, eval.mem_len,\n"
+            "eval.same_length, eval.clamp_len). Prints one JSON object: loss, bpc (bytes/chars) or ppl\n"
+            "(words), token_accuracy, and the RSA gates of RSA models.");
+  args.required("run-dir", "DIR", "run directory written by `recur train`")
+      .option("split", "NAME", "split to evaluate", "valid")
+      .list("set", "KEY=VALUE", "override a config key for this evaluation");
+  if (!args.parse(argv)) return 0;
+  auto result = train::run_evaluation(args.get("run-dir"), args.get("split"), args.get_list("set"));
+  std::printf("%s\n", result.dump().c_str());
+  return 0;
+}
+
+}  // namespace recur::cli

@@ -1,0 +1,107 @@
+// See attention.h. Layout is batch-first throughout: [B, H, T, dh].
+#include "model/attention.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace recur::model {
+
+torch::Tensor rel_shift(const torch::Tensor& x) {
+  auto sizes = x.sizes();
+  int64_t B = sizes[0], H = sizes[1], q = sizes[2], k = sizes[3];
+  auto padded = torch::cat({torch::zeros({B, H, q, 1}, x.options()), x}, /*dim=*/3);  // [B,H,q,k+1]
+  padded = padded.view({B, H, k + 1, q});
+  return padded.slice(/*dim=*/2, 1).reshape({B, H, q, k});
+}
+
+torch::Tensor make_inv_freq(int64_t d_model) {
+  return 1.0 / torch::pow(10000.0, torch::arange(0.0, static_cast<double>(d_model), 2.0) / static_cast<double>(d_model));
+}
+
+torch::Tensor sinusoid(const torch::Tensor& positions, const torch::Tensor& inv_freq) {
+  auto angles = torch::outer(positions.to(inv_freq.dtype()), inv_freq);
+  return torch::cat({angles.sin(), angles.cos()}, /*dim=*/-1);
+}
+
+AttentionImpl::AttentionImpl(const AttentionOptions& o) : options_(o) {
+  if (o.d_head * o.n_head <= 0) fail("attention needs positive heads and head size");
+  qkv_net = register_module("qkv_net", torch::nn::Linear(torch::nn::LinearOptions(o.d_model, 3 * o.n_head * o.d_head).bias(false)));
+  o_net = register_module("o_net", torch::nn::Linear(torch::nn::LinearOptions(o.n_head * o.d_head, o.d_model).bias(false)));
+  layer_norm = register_module("layer_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({o.d_model})));
+  if (o.relative) {
+    r_net = register_module("r_net", torch::nn::Linear(torch::nn::LinearOptions(o.d_model, o.n_head * o.d_head).bias(false)));
+  }
+  drop = register_module("drop", torch::nn::Dropout(o.dropout));
+  dropatt = register_module("dropatt", torch::nn::Dropout(o.dropatt));
+  if (o.rem) {
+    rem = register_module("rem", Rem(*o.rem));
+    n_rsa_ = rem->n_heads();
+    if (n_rsa_ > o.n_head) fail("n_rsa_heads ({}) exceeds the number of heads ({})", n_rsa_, o.n_head);
+  }
+}
+
+torch::Tensor AttentionImpl::forward(const torch::Tensor& h, const torch::Tensor& mem, const torch::Tensor& pos_emb,
+                                     const torch::Tensor& r_w_bias, const torch::Tensor& r_r_bias,
+                                     const torch::Tensor& mask) {
+  const int64_t B = h.size(0), T = h.size(1), H = options_.n_head, dh = options_.d_head;
+  const int64_t M = mem.defined() ? mem.size(1) : 0, K = M + T;
+  torch::Tensor cat = M > 0 ? torch::cat({mem, h}, /*dim=*/1) : h;
+  if (options_.pre_ln) cat = layer_norm(cat);
+  auto heads = qkv_net(cat).view({B, K, 3, H, dh});
+  auto q = heads.select(2, 0).slice(1, M).transpose(1, 2);  // [B,H,T,dh]
+  auto k = heads.select(2, 1).transpose(1, 2);              // [B,H,K,dh]
+  auto v = heads.select(2, 2).transpose(1, 2);              // [B,H,K,dh]
+  const double scale = 1.0 / std::sqrt(static_cast<double>(dh));
+
+  torch::Tensor scores;
+  if (options_.relative) {
+    auto r_head_k = r_net(pos_emb).view({K, H, dh});                                   // [K,H,dh]
+    auto ac = torch::matmul(q + r_w_bias.view({1, H, 1, dh}), k.transpose(2, 3));       // [B,H,T,K]
+    auto bd = torch::einsum("bhid,jhd->bhij", {q + r_r_bias.view({1, H, 1, dh}), r_head_k});
+    bd = rel_shift(bd);
+    if (n_rsa_ > 0 && options_.rsa_drop_rel_pos) {
+      bd = torch::cat({torch::zeros_like(bd.slice(1, 0, n_rsa_)), bd.slice(1, n_rsa_)}, /*dim=*/1);
+    }
+    scores = (ac + bd) * scale;
+  } else {
+    scores = torch::matmul(q, k.transpose(2, 3)) * scale;
+  }
+  scores = scores.masked_fill(mask.view({1, 1, T, K}), -std::numeric_limits<float>::infinity());
+  auto prob = dropatt(torch::softmax(scores, /*dim=*/-1));
+  auto out = torch::matmul(prob, v);  // [B,H,T,dh]
+  if (n_rsa_ > 0) {
+    auto P = rem->matrices(T, M).to(out.dtype());
+    auto rsa = rsa_combine(out.slice(1, 0, n_rsa_), P, v.slice(1, 0, n_rsa_), rem->gate().to(out.dtype()));
+    out = torch::cat({rsa, out.slice(1, n_rsa_)}, /*dim=*/1);
+  }
+  auto attn_out = drop(o_net(out.transpose(1, 2).reshape({B, T, H * dh})));
+  return options_.pre_ln ? h + attn_out : layer_norm(h + attn_out);
+}
+
+PositionwiseFFImpl::PositionwiseFFImpl(int64_t d_model, int64_t d_inner, double dropout, bool pre_ln) : pre_ln_(pre_ln) {
+  CoreNet = register_module("CoreNet", torch::nn::Sequential(torch::nn::Linear(d_model, d_inner), torch::nn::ReLU(),
+                                                             torch::nn::Dropout(dropout), torch::nn::Linear(d_inner, d_model),
+                                                             torch::nn::Dropout(dropout)));
+  layer_norm = register_module("layer_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d_model})));
+}
+
+torch::Tensor PositionwiseFFImpl::forward(const torch::Tensor& x) {
+  if (pre_ln_) return x + CoreNet->forward(layer_norm(x));
+  return layer_norm(x + CoreNet->forward(x));
+}
+
+DecoderLayerImpl::DecoderLayerImpl(const AttentionOptions& attn, int64_t d_inner) {
+  dec_attn = register_module("dec_attn", Attention(attn));
+  pos_ff = register_module("pos_ff", PositionwiseFF(attn.d_model, d_inner, attn.dropout, attn.pre_ln));
+}
+
+torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& h, const torch::Tensor& mem, const torch::Tensor& pos_emb,
+                                        const torch::Tensor& r_w_bias, const torch::Tensor& r_r_bias,
+                                        const torch::Tensor& mask) {
+  return pos_ff(dec_attn(h, mem, pos_emb, r_w_bias, r_r_bias, mask));
+}
+
+}  // namespace recur::model

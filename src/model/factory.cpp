@@ -1,0 +1,130 @@
+// make_model: reads the model section of a config, checks it, and builds the model it names.
+// Every inconsistency is reported before any tensor is allocated.
+#include <torch/torch.h>
+
+#include <numeric>
+
+#include "core/config.h"
+#include "core/error.h"
+#include "model/lm.h"
+#include "model/model.h"
+
+namespace recur::model {
+
+State State::detached() const {
+  State s;
+  for (const auto& [k, v] : tensors) s.tensors[k] = v.detach();
+  return s;
+}
+
+State State::rows(int64_t begin, int64_t end) const {
+  State s;
+  for (const auto& [k, v] : tensors) s.tensors[k] = v.slice(0, begin, end);
+  return s;
+}
+
+int64_t count_parameters(torch::nn::Module& module) {
+  int64_t n = 0;
+  for (const auto& p : module.parameters()) n += p.numel();
+  return n;
+}
+
+namespace {
+
+RemOptions rem_options(const Config& c, const std::string& type, int64_t n_head) {
+  RemOptions r;
+  r.truncation = c.get_int("model.rem_truncation");
+  r.mu_init = c.get_float("model.mu_init");
+  r.masked = true;
+  const int64_t n_rsa = c.get_int("model.n_rsa_heads");
+  if (n_rsa < 1) fail("config error: model.type={} needs model.n_rsa_heads >= 1", type);
+  if (n_rsa > n_head) fail("config error: model.n_rsa_heads = {} exceeds model.n_head = {}", n_rsa, n_head);
+  if (type == "tl_xl" || type == "fl_xl") {
+    r.kind = type == "tl_xl" ? RemKind::kToeplitz : RemKind::kFull;
+    r.n_heads = n_rsa;
+    int64_t span = c.get_int("model.fl_max_len");
+    if (span == 0) span = c.get_int("train.tgt_len") + c.get_int("model.mem_len");
+    r.max_qlen = span;
+    r.max_klen = span;
+    return r;
+  }
+  r.kind = RemKind::kParametric;
+  r.counts = c.get_int_list("model.rem_types");
+  if (r.counts.size() != 6) {
+    fail("config error: model.rem_types needs six counts (k1..k6), got {}", r.counts.size());
+  }
+  int64_t sum = std::accumulate(r.counts.begin(), r.counts.end(), int64_t{0});
+  if (sum != n_rsa) {
+    fail("config error: model.rem_types {} sums to {} but model.n_rsa_heads = {}", fmt::join(r.counts, ","), sum, n_rsa);
+  }
+  r.n_heads = n_rsa;
+  r.dilations = c.get_int_list("model.dilations");
+  int64_t dilated = r.counts[3] + r.counts[4] + r.counts[5];
+  if (static_cast<int64_t>(r.dilations.size()) != dilated) {
+    fail("config error: model.rem_types has {} dilated heads (k4+k5+k6) but model.dilations lists {} values", dilated,
+         r.dilations.size());
+  }
+  validate(r);
+  return r;
+}
+
+}  // namespace
+
+std::shared_ptr<LanguageModel> make_model(const Config& c, int64_t vocab_size) {
+  const std::string type = c.get_string("model.type");
+  if (c.get_int("model.vocab_size") != 0 && c.get_int("model.vocab_size") != vocab_size) {
+    fail("config error: model.vocab_size = {} but the dataset's vocabulary has {} symbols", c.get_int("model.vocab_size"),
+         vocab_size);
+  }
+  LmOptions o;
+  o.type = type;
+  o.vocab_size = vocab_size;
+  o.n_layer = c.get_int("model.n_layer");
+  o.d_inner = c.get_int("model.d_inner");
+  o.init_seed = c.get_int("train.seed");
+  o.init_std = c.get_float("model.init_std");
+  auto& a = o.attn;
+  a.d_model = c.get_int("model.d_model");
+  a.n_head = c.get_int("model.n_head");
+  a.d_head = c.get_int("model.d_head");
+  if (a.d_head == 0) {
+    if (a.d_model % a.n_head != 0) {
+      fail("config error: model.d_model = {} is not divisible by model.n_head = {} (or set model.d_head)", a.d_model, a.n_head);
+    }
+    a.d_head = a.d_model / a.n_head;
+  }
+  if (a.d_model % 2 != 0) fail("config error: model.d_model = {} must be even (sinusoidal embeddings)", a.d_model);
+  a.dropout = c.get_float("model.dropout");
+  a.dropatt = c.get_float("model.dropatt");
+  a.pre_ln = c.get_bool("model.pre_ln");
+  a.rsa_drop_rel_pos = c.get_bool("model.rsa_drop_rel_pos");
+  o.mem_len = c.get_int("model.mem_len");
+  o.clamp_len = c.get_int("model.clamp_len");
+  o.same_length = c.get_bool("model.same_length");
+  o.eval_mem_len = c.get_int("eval.mem_len");
+  o.eval_same_length = c.get_bool("eval.same_length");
+  o.eval_clamp_len = c.get_int("eval.clamp_len");
+  o.max_len = c.get_int("model.max_len");
+  std::string pos = c.get_string("model.pos_enc");
+  o.pos_encoding = pos == "learned" ? PosEncoding::kLearned : pos == "none" ? PosEncoding::kNone : PosEncoding::kSinusoidal;
+
+  bool rsa = type == "rsa_xl" || type == "tl_xl" || type == "fl_xl" || type == "rsa_transformer";
+  if (type == "xl" || type == "rsa_xl" || type == "tl_xl" || type == "fl_xl") {
+    a.relative = true;
+  } else if (type == "transformer" || type == "rsa_transformer") {
+    a.relative = false;
+  } else {
+    fail("model.type = {} is not available in this build yet", type);
+  }
+  if (!rsa && c.get_int("model.n_rsa_heads") != 0) {
+    fail("config error: model.n_rsa_heads = {} but model.type = {} has no RSA heads (use rsa_{})", c.get_int("model.n_rsa_heads"),
+         type, type);
+  }
+  if (rsa) {
+    RemOptions r = rem_options(c, type, a.n_head);
+    o.rem_for_layer = [r](int64_t) { return std::optional<RemOptions>(r); };
+  }
+  return std::make_shared<TransformerLm>(o);
+}
+
+}  // namespace recur::model

@@ -1,0 +1,175 @@
+// See lm.h. Segments are batch-first: tokens [B, T], hidden [B, T, d], memories [B, M, d].
+#include "model/lm.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace recur::model {
+
+namespace {
+// A module that only holds an output bias, so the parameter is named crit.out_layers.0.bias.
+class BiasImpl : public torch::nn::Module {
+ public:
+  explicit BiasImpl(int64_t n) { bias = register_parameter("bias", torch::zeros({n})); }
+  torch::Tensor bias;
+};
+TORCH_MODULE(Bias);
+
+// pos_emb.inv_freq (buffer, as in the reference) and, for learned absolute positions, pos_emb.weight.
+class PosEmbImpl : public torch::nn::Module {
+ public:
+  PosEmbImpl(int64_t d_model, int64_t learned_positions) {
+    inv_freq = register_buffer("inv_freq", make_inv_freq(d_model));
+    if (learned_positions > 0) weight = register_parameter("weight", torch::empty({learned_positions, d_model}));
+  }
+  torch::Tensor inv_freq, weight;
+};
+TORCH_MODULE(PosEmb);
+}  // namespace
+
+AdaptiveEmbeddingImpl::AdaptiveEmbeddingImpl(int64_t vocab, int64_t d_model) : scale_(std::sqrt(static_cast<double>(d_model))) {
+  emb_layers = register_module("emb_layers", torch::nn::ModuleList(torch::nn::Embedding(vocab, d_model)));
+}
+
+torch::Tensor AdaptiveEmbeddingImpl::weight() { return emb_layers[0]->as<torch::nn::Embedding>()->weight; }
+
+torch::Tensor AdaptiveEmbeddingImpl::forward(const torch::Tensor& tokens) {
+  return emb_layers[0]->as<torch::nn::Embedding>()->forward(tokens) * scale_;
+}
+
+torch::Tensor attention_mask(int64_t qlen, int64_t mlen, int64_t mem_len, bool same_length, const torch::Device& device) {
+  int64_t klen = qlen + mlen;
+  auto ones = torch::ones({qlen, klen}, torch::TensorOptions().dtype(torch::kBool).device(device));
+  auto mask = torch::triu(ones, 1 + mlen);
+  if (same_length) {
+    int64_t mask_len = klen - mem_len;
+    int64_t shift = mask_len > 0 ? qlen - mask_len : qlen;
+    mask = mask | torch::tril(ones, -shift);
+  }
+  return mask;
+}
+
+TransformerLm::TransformerLm(LmOptions o) : options_(std::move(o)) {
+  const auto& a = options_.attn;
+  torch::manual_seed(static_cast<uint64_t>(options_.init_seed));
+  word_emb = register_module("word_emb", AdaptiveEmbedding(options_.vocab_size, a.d_model));
+  if (a.relative) {
+    r_w_bias = register_parameter("r_w_bias", torch::empty({a.n_head, a.d_head}));
+    r_r_bias = register_parameter("r_r_bias", torch::empty({a.n_head, a.d_head}));
+  }
+  bool learned = !a.relative && options_.pos_encoding == PosEncoding::kLearned;
+  auto pos_emb = register_module("pos_emb", PosEmb(a.d_model, learned ? options_.max_len : 0));
+  inv_freq = pos_emb->inv_freq;
+  pos_weight = pos_emb->weight;
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < options_.n_layer; ++i) {
+    AttentionOptions layer = a;
+    layer.rem = options_.rem_for_layer ? options_.rem_for_layer(i) : std::nullopt;
+    layers->push_back(DecoderLayer(layer, options_.d_inner));
+  }
+  if (!a.relative && a.pre_ln) ln_f = register_module("ln_f", torch::nn::LayerNorm(torch::nn::LayerNormOptions({a.d_model})));
+  auto crit = std::make_shared<torch::nn::Module>();
+  auto out_layers = torch::nn::ModuleList(Bias(options_.vocab_size));
+  crit->register_module("out_layers", out_layers);
+  register_module("crit", crit);
+  crit_bias = out_layers[0]->as<BiasImpl>()->bias;
+  drop = register_module("drop", torch::nn::Dropout(a.dropout));
+  reset_parameters();
+}
+
+// The reference initialisation: weights N(0, init_std), biases 0, LayerNorm weight N(1, init_std);
+// REM parameters keep their own initialisation.
+void TransformerLm::reset_parameters() {
+  torch::NoGradGuard no_grad;
+  const double std = options_.init_std;
+  for (auto& item : named_parameters(/*recurse=*/true)) {
+    const std::string& name = item.key();
+    auto& p = item.value();
+    if (name.find(".rem.") != std::string::npos) continue;
+    bool is_ln = name.find("layer_norm") != std::string::npos || name.rfind("ln_f", 0) == 0;
+    bool is_bias = name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
+    if (is_bias) p.zero_();
+    else if (is_ln) p.normal_(1.0, std);
+    else p.normal_(0.0, std);
+  }
+}
+
+void TransformerLm::set_eval_settings(int64_t mem_len, bool same_length, int64_t clamp_len) {
+  options_.eval_mem_len = mem_len;
+  options_.eval_same_length = same_length;
+  options_.eval_clamp_len = clamp_len;
+}
+
+std::vector<double> TransformerLm::rsa_gates() {
+  std::vector<double> gates;
+  for (const auto& layer : *layers) {
+    auto attn = layer->as<DecoderLayerImpl>()->dec_attn;
+    if (attn->has_rem()) gates.push_back(attn->rem->gate().item<double>());
+  }
+  return gates;
+}
+
+ForwardResult TransformerLm::forward(const torch::Tensor& tokens, const State& state) {
+  const auto& a = options_.attn;
+  const int64_t B = tokens.size(0), T = tokens.size(1);
+  const bool training = is_training();
+  const int64_t mem_len = training || options_.eval_mem_len < 0 ? options_.mem_len : options_.eval_mem_len;
+  const bool same_length = training ? options_.same_length : options_.eval_same_length;
+  const int64_t clamp_len = training || options_.eval_clamp_len < 0 ? options_.clamp_len : options_.eval_clamp_len;
+  const bool use_mems = a.relative && mem_len > 0;
+  const int64_t L = options_.n_layer;
+
+  std::vector<torch::Tensor> mems;
+  int64_t M = 0;
+  if (use_mems && !state.empty()) {
+    for (int64_t i = 0; i <= L; ++i) {
+      auto it = state.tensors.find("mems." + std::to_string(i));
+      if (it == state.tensors.end()) fail("XL state lacks mems.{} (state from another model?)", i);
+      if (it->second.size(0) != B) fail("XL state holds {} streams, the batch has {}", it->second.size(0), B);
+      mems.push_back(it->second);
+    }
+    M = mems[0].size(1);
+  }
+  const int64_t K = M + T;
+  auto h = word_emb(tokens);
+  torch::Tensor pos_emb, mask;
+  if (a.relative) {
+    auto pos_seq = torch::arange(static_cast<double>(K - 1), -1.0, -1.0, inv_freq.options());
+    if (clamp_len > 0) pos_seq = pos_seq.clamp_max(static_cast<double>(clamp_len));
+    pos_emb = drop(sinusoid(pos_seq, inv_freq).to(h.dtype()));
+    mask = attention_mask(T, M, mem_len, same_length, tokens.device());
+  } else {
+    if (options_.pos_encoding == PosEncoding::kSinusoidal) {
+      h = h + sinusoid(torch::arange(static_cast<double>(T), inv_freq.options()), inv_freq).to(h.dtype());
+    } else if (options_.pos_encoding == PosEncoding::kLearned) {
+      if (T > options_.max_len) fail("segment of {} tokens exceeds model.max_len = {} learned positions", T, options_.max_len);
+      h = h + pos_weight.slice(0, 0, T);
+    }
+    mask = attention_mask(T, 0, 0, false, tokens.device());
+  }
+  h = drop(h);
+  std::vector<torch::Tensor> hids{h};
+  for (int64_t i = 0; i < L; ++i) {
+    torch::Tensor mem = M > 0 ? mems[i] : torch::Tensor();
+    h = layers[i]->as<DecoderLayerImpl>()->forward(h, mem, pos_emb, r_w_bias, r_r_bias, mask);
+    hids.push_back(h);
+  }
+  if (!ln_f.is_empty()) h = ln_f(h);
+  h = drop(h);
+  ForwardResult out;
+  out.logits = torch::nn::functional::linear(h, word_emb->weight(), crit_bias);
+  if (use_mems) {
+    torch::NoGradGuard no_grad;
+    for (int64_t i = 0; i <= L; ++i) {
+      auto cat = M > 0 ? torch::cat({mems[i], hids[i]}, /*dim=*/1) : hids[i];
+      int64_t keep = std::min<int64_t>(mem_len, cat.size(1));
+      out.state.tensors["mems." + std::to_string(i)] = cat.slice(1, cat.size(1) - keep).detach();
+    }
+  }
+  return out;
+}
+
+}  // namespace recur::model

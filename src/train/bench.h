@@ -1,0 +1,25 @@
+// Step-time measurements for `recur bench step`: ms/step and tokens/s of forward+backward+update on
+// random tokens, and the RSA share of step time (the same model with its RSA heads made plain).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace recur {
+class Config;
+}
+
+namespace recur::train {
+
+struct StepBenchOptions {
+  int64_t warmup = 2;
+  int64_t repeats = 10;
+  int64_t vocab = 256;
+  bool compare_plain = true;  // also time the model with RSA heads made plain
+};
+
+nlohmann::json bench_step(const Config& config, const StepBenchOptions& options);
+
+}  // namespace recur::train

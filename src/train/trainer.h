@@ -1,0 +1,39 @@
+// `recur train` and `recur eval`: one process (later: one rank of many) training a model from a config.
+// Invariant: everything a step needs comes from (config, step), so a run is reproducible from its seed.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace recur {
+class Config;
+}
+namespace recur::data {
+class Dataset;
+}
+
+namespace recur::model {
+class LanguageModel;
+}
+
+namespace recur::train {
+
+// Learning rate at a step under the config's schedule (constant, warmup+cosine, halve every N epochs).
+double learning_rate(const Config& config, int64_t step, int64_t steps_per_epoch);
+
+// Evaluates `model` on a split in Transformer-XL order with the eval.* settings. Returns
+// {"split", "tokens", "loss", "bpc" or "ppl", "token_accuracy"}.
+nlohmann::json evaluate(model::LanguageModel& model, const data::Dataset& dataset, const std::string& split,
+                        const Config& config);
+
+// Trains per the config, writing RUN_DIR/{config.yaml, metrics.jsonl, model.pt, eval.json}.
+// Returns the final evaluation.
+nlohmann::json run_training(const Config& config, const std::string& run_dir);
+
+// Loads RUN_DIR's config and parameters and evaluates a split.
+nlohmann::json run_evaluation(const std::string& run_dir, const std::string& split, const std::vector<std::string>& overrides);
+
+}  // namespace recur::train
