@@ -376,7 +376,12 @@ void dump_split(const Dataset& dataset, const std::string& split_name, std::FILE
     return;
   }
   bool final_newline = m.params.value("final_newline", true);
-  bool last_split = split_name == "test" || !dataset.has_split("test");
+  // The corpus's last line is the last example of the last split (train, valid, test order) that has any.
+  bool last_split = true, after = false;
+  for (const char* name : {"train", "valid", "test"}) {
+    if (after && dataset.has_split(name) && dataset.split(name).examples() > 0) last_split = false;
+    if (split_name == name) after = true;
+  }
   for (uint64_t i = 0; i < split.examples(); ++i) {
     ExampleView e = split.read_example(i);
     std::string text;

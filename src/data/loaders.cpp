@@ -23,6 +23,7 @@ uint64_t usable_tokens(uint64_t split_tokens, double fraction) {
 
 RowRange rank_rows(int64_t global_rows, int rank, int world) {
   if (world < 1 || rank < 0 || rank >= world) fail("invalid rank {} of world size {}", rank, world);
+  if (global_rows < 1) fail("global batch size must be at least 1, got {}", global_rows);
   if (global_rows % world != 0) {
     fail("global batch size {} is not divisible by the world size {}; choose a batch that every rank can share equally",
          global_rows, world);
@@ -70,6 +71,7 @@ RandomCropSampler::RandomCropSampler(const Split& split, int64_t global_batch, i
                                      uint64_t seed, uint64_t usable)
     : split_(split), global_batch_(global_batch), seq_len_(seq_len), rows_(rank_rows(global_batch, rank, world)),
       seed_(seed) {
+  if (seq_len < 1) fail("segment length must be positive, got {}", seq_len);
   if (usable > split.tokens()) usable = split.tokens();
   if (usable < static_cast<uint64_t>(seq_len) + 1) {
     fail("split '{}' has {} usable tokens, fewer than one window of {} (segment length + 1)", split.name(), usable,
