@@ -90,9 +90,7 @@ torch::Tensor RemImpl::matrices(int64_t qlen, int64_t mlen) {
   auto opts = mu.options();
   auto i = torch::arange(qlen, opts.dtype(torch::kInt64)).unsqueeze(1);
   auto j = torch::arange(klen, opts.dtype(torch::kInt64)).unsqueeze(0);
-  auto lag = i + mlen - j;  // [q, k]
-  auto valid = options_.masked ? lag.ge(1) : lag.ne(0);
-  auto dist = lag.abs();
+  auto lag = i + mlen - j;  // [q, k], from -(q-1) to m+q-1
 
   if (options_.kind == RemKind::kFull) {
     if (qlen > options_.max_qlen || klen > options_.max_klen) {
@@ -101,34 +99,43 @@ torch::Tensor RemImpl::matrices(int64_t qlen, int64_t mlen) {
     }
     // Bottom-right aligned: the last query and the last key always use the matrix's last row and column.
     auto w = weights.slice(1, options_.max_qlen - qlen).slice(2, options_.max_klen - klen);
+    auto valid = options_.masked ? lag.ge(1) : lag.ne(0);
     return torch::where(valid.unsqueeze(0), w, torch::zeros_like(w));
   }
+  // P depends on the lag only: evaluate f once per distinct lag ([h, q+k-1] values), then spread it
+  // over the [q, k] grid with one gather. This is what keeps REMs cheap next to attention.
+  auto lags = torch::arange(-(qlen - 1), klen, opts.dtype(torch::kInt64));  // every lag that occurs
+  auto valid = options_.masked ? lags.ge(1) : lags.ne(0);
+  auto dist = lags.abs();
+  torch::Tensor per_lag;  // [h, n_lags]
   if (options_.kind == RemKind::kToeplitz) {
     auto ok = valid & dist.le(K);
-    auto index = (dist - 1).clamp(0, K - 1);                 // [q, k]
-    auto w = weights.index_select(1, index.reshape({-1})).view({n_heads_, qlen, klen});
-    return torch::where(ok.unsqueeze(0), w, torch::zeros_like(w));
-  }
-  std::vector<torch::Tensor> heads;
-  heads.reserve(static_cast<size_t>(n_heads_));
-  for (int64_t h = 0; h < n_heads_; ++h) {
-    const int64_t d = dilation_[static_cast<size_t>(h)];
-    auto ok = valid & dist.remainder(d).eq(0) & dist.le(K * d);
-    // Exponent l/d; masked-out entries get exponent 1 so pow stays finite in value and gradient.
-    auto power = torch::where(ok, dist.div(d, "floor"), torch::ones_like(dist)).to(opts.dtype());
-    const RemType type = types_[static_cast<size_t>(h)];
-    const int64_t p = param_index_[static_cast<size_t>(h)];
-    torch::Tensor value;
-    if (type == RemType::kRegular || type == RemType::kDilatedRegular) {
-      value = torch::pow(torch::tanh(eta[p]), power);
-    } else {
-      auto gamma_pow = torch::pow(torch::sigmoid(nu[p]), power);
-      auto angle = power * theta[p];
-      value = gamma_pow * ((type == RemType::kCyclicalCos || type == RemType::kDilatedCos) ? torch::cos(angle) : torch::sin(angle));
+    auto w = weights.index_select(1, (dist - 1).clamp(0, K - 1));
+    per_lag = torch::where(ok.unsqueeze(0), w, torch::zeros_like(w));
+  } else {
+    std::vector<torch::Tensor> heads;
+    heads.reserve(static_cast<size_t>(n_heads_));
+    for (int64_t h = 0; h < n_heads_; ++h) {
+      const int64_t d = dilation_[static_cast<size_t>(h)];
+      auto ok = valid & dist.remainder(d).eq(0) & dist.le(K * d);
+      // Exponent l/d; masked-out lags get exponent 1 so pow stays finite in value and gradient.
+      auto power = torch::where(ok, dist.div(d, "floor"), torch::ones_like(dist)).to(opts.dtype());
+      const RemType type = types_[static_cast<size_t>(h)];
+      const int64_t p = param_index_[static_cast<size_t>(h)];
+      torch::Tensor value;
+      if (type == RemType::kRegular || type == RemType::kDilatedRegular) {
+        value = torch::pow(torch::tanh(eta[p]), power);
+      } else {
+        auto angle = power * theta[p];
+        bool cosine = type == RemType::kCyclicalCos || type == RemType::kDilatedCos;
+        value = torch::pow(torch::sigmoid(nu[p]), power) * (cosine ? torch::cos(angle) : torch::sin(angle));
+      }
+      heads.push_back(torch::where(ok, value, torch::zeros_like(value)));
     }
-    heads.push_back(torch::where(ok, value, torch::zeros_like(value)));
+    per_lag = torch::stack(heads);
   }
-  return torch::stack(heads);
+  auto index = (lag + (qlen - 1)).reshape({-1});
+  return per_lag.index_select(1, index).view({n_heads_, qlen, klen});
 }
 
 torch::Tensor rem_apply(const torch::Tensor& P, const torch::Tensor& V) {
