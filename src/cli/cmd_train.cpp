@@ -20,7 +20,7 @@ int cmd_train(const Argv& argv) {
   if (!args.parse(argv)) return 0;
   Config config = Config::load(args.get("config"), args.get_list("set"));
   auto result = train::run_training(config, args.get("run-dir"));
-  std::printf("%s\n", result.dump().c_str());
+  if (!result.is_null()) std::printf("%s\n", result.dump().c_str());  // rank 0 only
   return 0;
 }
 

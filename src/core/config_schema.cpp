@@ -64,6 +64,10 @@ const std::vector<KeySpec>& config_schema() {
       {"train.nan_policy", ValueType::kString, "\"stop\"", "on a NaN/inf loss: stop with the step, or skip the update",
        {"stop", "skip"}},
       {"train.eval_every", ValueType::kInt, "0", "steps between evaluations on the valid split (0 = only at the end)", {}, 0},
+      {"train.backend", ValueType::kString, "\"auto\"", "communication between ranks: auto (NCCL on GPUs, MPI on CPUs "
+       "when launched with several ranks), mpi, nccl, single", {"auto", "mpi", "nccl", "single"}},
+      {"train.first_bucket_mb", ValueType::kFloat, "1.0", "size of the first gradient bucket (MiB)", {}, 1e-6},
+      {"train.bucket_mb", ValueType::kFloat, "25.0", "size of the other gradient buckets (MiB)", {}, 1e-6},
       {"train.threads", ValueType::kInt, "0", "intra-op CPU threads (0 = LibTorch's default)", {}, 0},
       // --- eval -------------------------------------------------------------------------------
       {"eval.tgt_len", ValueType::kInt, "0", "evaluation segment length (0 = train.tgt_len)", {}, 0},

@@ -1,8 +1,10 @@
-// See rem.h. Everything is vectorised over (i, j) from one lag matrix; the loop over heads is short.
+// See rem.h. f is evaluated once per distinct lag for all heads at once ([h, q + k - 1] values, by
+// broadcasting), then spread over the [q, k] grid with one gather; nothing loops over i, j or heads.
 #include "model/rem.h"
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <numeric>
 
@@ -10,46 +12,74 @@
 
 namespace recur::model {
 
-void validate(const RemOptions& o) {
-  if (o.truncation < 1) fail("REM truncation K must be at least 1, got {}", o.truncation);
-  if (o.kind == RemKind::kParametric) {
-    if (o.counts.size() != 6) fail("REM types need six counts (k1..k6), got {}", o.counts.size());
-    for (size_t t = 0; t < 6; ++t) {
-      if (o.counts[t] < 0) fail("REM type count k{} is negative ({})", t + 1, o.counts[t]);
-    }
-    int64_t sum = std::accumulate(o.counts.begin(), o.counts.end(), int64_t{0});
-    if (sum < 1) fail("RSA needs at least one REM head (all of k1..k6 are 0)");
-    if (o.n_heads != 0 && o.n_heads != sum) fail("REM type counts sum to {} but {} RSA heads are configured", sum, o.n_heads);
-    int64_t dilated = o.counts[3] + o.counts[4] + o.counts[5];
-    if (static_cast<int64_t>(o.dilations.size()) != dilated) {
-      fail("{} dilated REM heads (k4+k5+k6) need {} dilations, {} given (missing dilations?)", dilated, dilated,
-           o.dilations.size());
-    }
-    for (int64_t d : o.dilations) {
-      if (d < 1) fail("REM dilation must be at least 1, got {}", d);
-    }
-  } else {
-    if (o.n_heads < 1) fail("{} needs at least one head", o.kind == RemKind::kToeplitz ? "TL" : "FL");
-    if (o.kind == RemKind::kFull && (o.max_qlen < 1 || o.max_klen < o.max_qlen)) {
-      fail("FL needs max_qlen >= 1 and max_klen >= max_qlen, got {} and {}", o.max_qlen, o.max_klen);
-    }
-  }
-}
-
 namespace {
 
-// Evenly spread values over [lo, hi] (the midpoint for one value).
+const char* kind_name(RemKind kind) {
+  switch (kind) {
+    case RemKind::kParametric: return "parametric REMs";
+    case RemKind::kToeplitz: return "TL (learnable Toeplitz) REMs";
+    case RemKind::kFull: return "FL (fully learnable) REMs";
+  }
+  return "REMs";
+}
+
+// n values evenly spread over [lo, hi]; the midpoint when n = 1.
 std::vector<double> spread(int64_t n, double lo, double hi) {
-  std::vector<double> v(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = n == 1 ? (lo + hi) / 2 : lo + (hi - lo) * i / (n - 1);
+  std::vector<double> v;
+  for (int64_t i = 0; i < n; ++i) v.push_back(n == 1 ? (lo + hi) / 2 : lo + (hi - lo) * static_cast<double>(i) / (n - 1));
   return v;
+}
+
+// A 1-d parameter holding `values`, in the default dtype like every other parameter of the model.
+torch::Tensor vector_tensor(const std::vector<double>& values) {
+  return torch::tensor(values, torch::kFloat64).reshape({-1}).to(c10::get_default_dtype_as_scalartype());
 }
 
 }  // namespace
 
+void validate(const RemOptions& o) {
+  if (!std::isfinite(o.mu_init)) fail("REM gate mu_init must be finite, got {}", o.mu_init);
+  if (o.kind != RemKind::kParametric) {
+    if (o.n_heads < 1) fail("{} need n_heads >= 1, got {}", kind_name(o.kind), o.n_heads);
+    bool typed = std::any_of(o.counts.begin(), o.counts.end(), [](int64_t c) { return c != 0; });
+    if (typed || !o.dilations.empty()) {
+      fail("{} take n_heads only; REM type counts (k1..k6) and dilations belong to parametric REMs", kind_name(o.kind));
+    }
+    if (o.kind == RemKind::kToeplitz && o.truncation < 1) {
+      fail("TL REMs need truncation K >= 1 (the number of lag weights), got {}", o.truncation);
+    }
+    if (o.kind == RemKind::kFull && (o.max_qlen < 1 || o.max_klen < o.max_qlen)) {
+      fail("FL REMs need max_qlen >= 1 and max_klen >= max_qlen (the learnable matrix is max_qlen x max_klen), "
+           "got max_qlen {} and max_klen {}", o.max_qlen, o.max_klen);
+    }
+    return;
+  }
+  if (o.truncation < 1) fail("REM truncation K must be at least 1, got {}", o.truncation);
+  if (o.counts.size() != 6) fail("REM type counts need six entries (k1..k6), got {}", o.counts.size());
+  for (size_t t = 0; t < 6; ++t) {
+    if (o.counts[t] < 0) fail("REM type count k{} is negative ({})", t + 1, o.counts[t]);
+  }
+  const int64_t sum = std::accumulate(o.counts.begin(), o.counts.end(), int64_t{0});
+  if (sum < 1) fail("RSA needs at least one REM head: the type counts k1..k6 are all 0");
+  if (o.n_heads != 0 && o.n_heads != sum) {
+    fail("REM type counts k1..k6 sum to {} but n_heads = {} RSA heads are configured", sum, o.n_heads);
+  }
+  const int64_t dilated = o.counts[3] + o.counts[4] + o.counts[5];
+  const auto given = static_cast<int64_t>(o.dilations.size());
+  if (given != dilated) {
+    fail("{} dilated REM heads (k4+k5+k6) need {} dilations, {} given ({})", dilated, dilated, given,
+         given < dilated ? "missing dilations" : "too many dilations");
+  }
+  for (size_t h = 0; h < o.dilations.size(); ++h) {
+    if (o.dilations[h] < 1) fail("REM dilation {} (dilated head {}) must be at least 1", o.dilations[h], h);
+  }
+}
+
 RemImpl::RemImpl(RemOptions o) : options_(std::move(o)) {
   validate(options_);
   mu = register_parameter("mu", torch::full({1}, options_.mu_init));
+  // TL and FL start at 0: the layer starts as its base attention scaled by 1 - sigmoid(mu), and the REM
+  // part grows only where the data asks for it (the gradient of P is sigmoid(mu) dL/dO V^T, not 0).
   if (options_.kind == RemKind::kToeplitz) {
     n_heads_ = options_.n_heads;
     weights = register_parameter("weights", torch::zeros({n_heads_, options_.truncation}));
@@ -60,87 +90,103 @@ RemImpl::RemImpl(RemOptions o) : options_(std::move(o)) {
     weights = register_parameter("weights", torch::zeros({n_heads_, options_.max_qlen, options_.max_klen}));
     return;
   }
-  int64_t n_eta = 0, n_cyc = 0;
-  size_t next_dilation = 0;
-  for (int t = 0; t < 6; ++t) {
-    for (int64_t c = 0; c < options_.counts[static_cast<size_t>(t)]; ++c) {
-      auto type = static_cast<RemType>(t);
-      types_.push_back(type);
-      bool dilated = t >= 3;
-      dilation_.push_back(dilated ? options_.dilations[next_dilation++] : 1);
-      bool regular = type == RemType::kRegular || type == RemType::kDilatedRegular;
-      param_index_.push_back(regular ? n_eta++ : n_cyc++);
-    }
+  const auto& c = options_.counts;
+  n_heads_ = std::accumulate(c.begin(), c.end(), int64_t{0});
+  // Paper §3: eta spread over [-2,-1] ∪ [1,2], nu over [1,2], theta = pi/4. Spreads are per type. eta:
+  // magnitudes evenly over [1, 2] with alternating signs (+1, -1.33, +1.67, -2 for four heads), so both
+  // decaying (lambda > 0) and oscillating (lambda < 0) recurrences are present; one head gets +1.5.
+  // nu: evenly over [1, 2] within each cyclical type, so the k-th cos and the k-th sin head of a family
+  // start with the same (nu, theta): a complex-eigenvalue pair, as in Proposition 2.
+  std::vector<double> eta0, nu0;
+  for (int t : {0, 3}) {
+    std::vector<double> v = spread(c[t], 1.0, 2.0);
+    for (size_t i = 0; i < v.size(); ++i) eta0.push_back(i % 2 == 0 ? v[i] : -v[i]);
   }
-  n_heads_ = static_cast<int64_t>(types_.size());
-  // eta over [-2,-1] ∪ [1,2]: magnitudes spread over [1,2], signs alternating (+, -, +, ...), so
-  // lambda = tanh(eta) covers both decaying and oscillating recurrences.
-  std::vector<double> eta0 = spread(n_eta, 1.0, 2.0);
-  for (size_t i = 0; i < eta0.size(); ++i) eta0[i] *= (i % 2 == 0) ? 1.0 : -1.0;
-  eta = register_parameter("eta", torch::tensor(eta0.empty() ? std::vector<double>{} : eta0, torch::kFloat32).reshape({n_eta}));
-  std::vector<double> nu0 = spread(n_cyc, 1.0, 2.0);
-  nu = register_parameter("nu", torch::tensor(nu0, torch::kFloat32).reshape({n_cyc}));
-  theta = register_parameter("theta", torch::full({n_cyc}, M_PI / 4));
+  for (int t : {1, 2, 4, 5}) {
+    std::vector<double> v = spread(c[t], 1.0, 2.0);
+    nu0.insert(nu0.end(), v.begin(), v.end());
+  }
+  eta = register_parameter("eta", vector_tensor(eta0));
+  nu = register_parameter("nu", vector_tensor(nu0));
+  theta = register_parameter("theta", torch::full({static_cast<int64_t>(nu0.size())}, M_PI / 4));
 }
 
 torch::Tensor RemImpl::gate() { return torch::sigmoid(mu).squeeze(0); }
 
 torch::Tensor RemImpl::matrices(int64_t qlen, int64_t mlen) {
-  const int64_t klen = qlen + mlen, K = options_.truncation;
-  auto opts = mu.options();
-  auto i = torch::arange(qlen, opts.dtype(torch::kInt64)).unsqueeze(1);
-  auto j = torch::arange(klen, opts.dtype(torch::kInt64)).unsqueeze(0);
-  auto lag = i + mlen - j;  // [q, k], from -(q-1) to m+q-1
+  if (qlen < 1 || mlen < 0) fail("REM matrices need qlen >= 1 and mlen >= 0, got qlen {} and mlen {}", qlen, mlen);
+  if (options_.kind == RemKind::kFull) return full_matrices(qlen, mlen);
+  const int64_t klen = qlen + mlen;
+  auto long_options = mu.options().dtype(torch::kInt64);
+  // Every lag that occurs, lags[t] = t - (qlen - 1): from -(qlen - 1) (the first query against the last
+  // key) up to klen - 1 (the last query against the first key).
+  auto lags = torch::arange(-(qlen - 1), klen, long_options);
+  auto values = options_.kind == RemKind::kToeplitz ? toeplitz_values(lags) : parametric_values(lags);  // [h, n]
+  // P[:, i, j] = values[:, lag + qlen - 1] with lag = i + mlen - j.
+  auto column = torch::arange(qlen, long_options).unsqueeze(1) - torch::arange(klen, long_options).unsqueeze(0);
+  auto index = (column + (mlen + qlen - 1)).reshape({-1});
+  return values.index_select(/*dim=*/1, index).view({n_heads_, qlen, klen});
+}
 
-  if (options_.kind == RemKind::kFull) {
-    if (qlen > options_.max_qlen || klen > options_.max_klen) {
-      fail("FL REM holds {} x {} entries; a segment of {} queries over {} keys does not fit (raise model.fl_max_len)",
-           options_.max_qlen, options_.max_klen, qlen, klen);
-    }
-    // Bottom-right aligned: the last query and the last key always use the matrix's last row and column.
-    auto w = weights.slice(1, options_.max_qlen - qlen).slice(2, options_.max_klen - klen);
-    auto valid = options_.masked ? lag.ge(1) : lag.ne(0);
-    return torch::where(valid.unsqueeze(0), w, torch::zeros_like(w));
+torch::Tensor RemImpl::parametric_values(const torch::Tensor& lags) {
+  const auto& c = options_.counts;
+  if (!head_dilation_.defined() || head_dilation_.device() != lags.device()) {
+    std::vector<int64_t> dilation(static_cast<size_t>(c[0] + c[1] + c[2]), 1);
+    dilation.insert(dilation.end(), options_.dilations.begin(), options_.dilations.end());
+    std::vector<int64_t> is_sin;
+    for (int t = 0; t < 6; ++t) is_sin.insert(is_sin.end(), static_cast<size_t>(c[t]), t == 2 || t == 5 ? 1 : 0);
+    head_dilation_ = torch::tensor(dilation, torch::kInt64).view({n_heads_, 1}).to(lags.device());
+    head_is_sin_ = torch::tensor(is_sin, torch::kInt64).view({n_heads_, 1}).to(lags.device()).to(torch::kBool);
   }
-  // P depends on the lag only: evaluate f once per distinct lag ([h, q+k-1] values), then spread it
-  // over the [q, k] grid with one gather. This is what keeps REMs cheap next to attention.
-  auto lags = torch::arange(-(qlen - 1), klen, opts.dtype(torch::kInt64));  // every lag that occurs
-  auto valid = options_.masked ? lags.ge(1) : lags.ne(0);
+  const int64_t K = options_.truncation;
+  auto valid = (options_.masked ? lags.ge(1) : lags.ne(0)).unsqueeze(0);  // [1, n]
+  auto dist = lags.abs().unsqueeze(0);                                      // [1, n]
+  auto keep = valid & dist.remainder(head_dilation_).eq(0) & dist.le(head_dilation_ * K);  // [h, n]
+  // Power l/d where kept; 1 elsewhere, so pow stays finite in value and gradient (no 0^0, no 0^-1) even
+  // for lambda = tanh(0) = 0. pow with an integer-valued exponent keeps the sign of a negative lambda.
+  auto power = torch::where(keep, torch::div(dist, head_dilation_, "floor"), 1).to(mu.scalar_type());
+  // Per-head base and angle in head order (k1 | k2 k3 | k4 | k5 k6); regular heads get angle 0, so
+  // their cos factor is exactly 1.
+  const int64_t k1 = c[0], k23 = c[1] + c[2];
+  auto lambda = torch::tanh(eta), gamma = torch::sigmoid(nu);
+  auto base = torch::cat({lambda.slice(0, 0, k1), gamma.slice(0, 0, k23), lambda.slice(0, k1), gamma.slice(0, k23)});
+  auto angle = torch::cat({theta.new_zeros({k1}), theta.slice(0, 0, k23), theta.new_zeros({c[3]}), theta.slice(0, k23)});
+  auto phase = power * angle.unsqueeze(1);
+  auto wave = torch::where(head_is_sin_, torch::sin(phase), torch::cos(phase));
+  return (torch::pow(base.unsqueeze(1), power) * wave).masked_fill(keep.logical_not(), 0.0);
+}
+
+torch::Tensor RemImpl::toeplitz_values(const torch::Tensor& lags) {
+  const int64_t K = options_.truncation;
   auto dist = lags.abs();
-  torch::Tensor per_lag;  // [h, n_lags]
-  if (options_.kind == RemKind::kToeplitz) {
-    auto ok = valid & dist.le(K);
-    auto w = weights.index_select(1, (dist - 1).clamp(0, K - 1));
-    per_lag = torch::where(ok.unsqueeze(0), w, torch::zeros_like(w));
-  } else {
-    std::vector<torch::Tensor> heads;
-    heads.reserve(static_cast<size_t>(n_heads_));
-    for (int64_t h = 0; h < n_heads_; ++h) {
-      const int64_t d = dilation_[static_cast<size_t>(h)];
-      auto ok = valid & dist.remainder(d).eq(0) & dist.le(K * d);
-      // Exponent l/d; masked-out lags get exponent 1 so pow stays finite in value and gradient.
-      auto power = torch::where(ok, dist.div(d, "floor"), torch::ones_like(dist)).to(opts.dtype());
-      const RemType type = types_[static_cast<size_t>(h)];
-      const int64_t p = param_index_[static_cast<size_t>(h)];
-      torch::Tensor value;
-      if (type == RemType::kRegular || type == RemType::kDilatedRegular) {
-        value = torch::pow(torch::tanh(eta[p]), power);
-      } else {
-        auto angle = power * theta[p];
-        bool cosine = type == RemType::kCyclicalCos || type == RemType::kDilatedCos;
-        value = torch::pow(torch::sigmoid(nu[p]), power) * (cosine ? torch::cos(angle) : torch::sin(angle));
-      }
-      heads.push_back(torch::where(ok, value, torch::zeros_like(value)));
-    }
-    per_lag = torch::stack(heads);
+  auto keep = (options_.masked ? lags.ge(1) : lags.ne(0)) & dist.le(K);
+  auto w = weights.index_select(/*dim=*/1, (dist - 1).clamp(0, K - 1));
+  return w.masked_fill(keep.logical_not().unsqueeze(0), 0.0);
+}
+
+torch::Tensor RemImpl::full_matrices(int64_t qlen, int64_t mlen) {
+  const int64_t klen = qlen + mlen;
+  if (qlen > options_.max_qlen || klen > options_.max_klen) {
+    fail("FL REMs hold a {} x {} matrix per head; {} queries over {} keys (memory {}) do not fit "
+         "(raise the FL maximum lengths to cover the longest segment and memory, evaluation included)",
+         options_.max_qlen, options_.max_klen, qlen, klen, mlen);
   }
-  auto index = (lag + (qlen - 1)).reshape({-1});
-  return per_lag.index_select(1, index).view({n_heads_, qlen, klen});
+  // Bottom-right block: query i -> row max_qlen - qlen + i, key j -> column max_klen - klen + j. An entry
+  // (r, c) then always means lag r - c + (max_klen - max_qlen), whatever qlen and mlen are.
+  auto w = weights.slice(1, options_.max_qlen - qlen).slice(2, options_.max_klen - klen);
+  auto long_options = mu.options().dtype(torch::kInt64);
+  auto lag = torch::arange(qlen, long_options).unsqueeze(1) + mlen - torch::arange(klen, long_options).unsqueeze(0);
+  auto keep = options_.masked ? lag.ge(1) : lag.ne(0);
+  return w.masked_fill(keep.logical_not().unsqueeze(0), 0.0);
 }
 
 torch::Tensor rem_apply(const torch::Tensor& P, const torch::Tensor& V) {
+  if (P.dim() != 3 || V.dim() != 4 || P.size(0) != V.size(1) || P.size(2) != V.size(2)) {
+    fail("rem_apply needs P [h, q, k] and V [B, h, k, dh] with the same h and k, got P {} and V {}",
+         fmt::join(P.sizes(), "x"), fmt::join(V.sizes(), "x"));
+  }
   const int64_t B = V.size(0), h = V.size(1), k = V.size(2), dh = V.size(3), q = P.size(1);
-  auto folded = V.permute({1, 2, 0, 3}).reshape({h, k, B * dh});
+  auto folded = V.permute({1, 2, 0, 3}).reshape({h, k, B * dh});  // copies V once, never P
   return torch::bmm(P, folded).view({h, q, B, dh}).permute({2, 0, 1, 3});
 }
 

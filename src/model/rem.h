@@ -1,6 +1,6 @@
-// Recurrence Encoding Matrices (RSA paper): per-head T x (M+T) matrices P over [memory ‖ segment] that
-// depend only on the lag l = i + M - j, plus the layer's gate sigmoid(mu). Also the TL/FL ablations.
-// Invariant: masked REMs are 0 on and above the diagonal (l <= 0) and beyond the truncation K.
+// Recurrence Encoding Matrices (RSA paper §3, appendix D; reference notes §1): per-head matrices P over
+// [memory ‖ segment] that depend only on the lag l = i + M - j, the layer's gate, and the TL/FL ablations.
+// Invariant: masked REMs are 0 for l <= 0 (diagonal included) and wherever the power (l, or l/d) exceeds K.
 #pragma once
 
 #include <cstdint>
@@ -12,18 +12,30 @@
 
 namespace recur::model {
 
-enum class RemType { kRegular, kCyclicalCos, kCyclicalSin, kDilatedRegular, kDilatedCos, kDilatedSin };  // k1..k6
-enum class RemKind { kParametric, kToeplitz, kFull };  // RSA REMs; TL (one weight per lag 1..K); FL (free matrix)
+// The six REM types of the paper, in the order of the counts k1..k6 (heads are laid out in this order).
+enum class RemType { kRegular, kCyclicalCos, kCyclicalSin, kDilatedRegular, kDilatedCos, kDilatedSin };
+// kParametric: the RSA REMs. kToeplitz (TL): one learnable weight per lag 1..K. kFull (FL): a learnable
+// max_qlen x max_klen matrix per head (paper §4.4 ablations; both replace the parametric f).
+enum class RemKind { kParametric, kToeplitz, kFull };
 
 struct RemOptions {
   RemKind kind = RemKind::kParametric;
-  std::vector<int64_t> counts = {0, 0, 0, 0, 0, 0};  // heads of each type k1..k6 (parametric)
-  int64_t n_heads = 0;              // TL/FL: heads; parametric: sum(counts) (0 = derive it)
-  std::vector<int64_t> dilations;   // one per dilated head (k4+k5+k6), in head order
-  int64_t truncation = 200;         // K
-  bool masked = true;               // causal f(l), l >= 1; else f(|l|), l != 0
-  double mu_init = 0.0;             // gate pre-activation
-  int64_t max_qlen = 0, max_klen = 0;  // FL: size of the learnable matrix
+  // Parametric: heads of each type k1..k6; their sum is the number of RSA heads.
+  std::vector<int64_t> counts = {0, 0, 0, 0, 0, 0};
+  // TL/FL: the number of heads. Parametric: 0 (derived) or equal to sum(counts).
+  int64_t n_heads = 0;
+  // Parametric: one dilation >= 1 per dilated head (k4 + k5 + k6 entries, in head order). Not learned.
+  std::vector<int64_t> dilations;
+  // K. Parametric: entries whose power (l, or l/d when dilated) exceeds K are 0. TL: the number of lag
+  // weights (lags beyond K are 0). FL: unused.
+  int64_t truncation = 200;
+  // true: causal, f(l) for l >= 1 and 0 elsewhere. false: f(|l|) for l != 0 (P + P^T of the masked REM).
+  bool masked = true;
+  // Gate pre-activation; gate = sigmoid(mu), one mu per layer (one Rem module is one layer's RSA heads).
+  double mu_init = 0.0;
+  // FL: the learnable matrix is [max_qlen, max_klen]; a call matrices(q, m) needs q <= max_qlen and
+  // m + q <= max_klen, and uses its bottom-right q x (m + q) block (so an entry always has the same lag).
+  int64_t max_qlen = 0, max_klen = 0;
 };
 
 // Throws recur::Error naming the inconsistency (counts vs heads, missing dilations, bad K, ...).
@@ -32,29 +44,38 @@ void validate(const RemOptions& options);
 class RemImpl : public torch::nn::Module {
  public:
   explicit RemImpl(RemOptions options);
-  // [n_heads, qlen, mlen + qlen]: query i (in the segment) against key j of [memory ‖ segment].
+
+  // [n_heads, qlen, mlen + qlen]: query i in [0, qlen) of the segment against key j in [0, mlen + qlen)
+  // of [memory ‖ segment], lag l = i + mlen - j. dtype and device of the parameters; differentiable.
   torch::Tensor matrices(int64_t qlen, int64_t mlen);
   torch::Tensor gate();  // sigmoid(mu), 0-dim
   int64_t n_heads() const { return n_heads_; }
   const RemOptions& options() const { return options_; }
 
-  // Parametric: eta (regular and dilated regular heads, in head order), nu and theta (cyclical heads).
-  // TL: weights [n_heads, K]. FL: weights [n_heads, max_qlen, max_klen]. All kinds: mu [1].
+  // Registered under these names. Parametric: eta [k1 + k4] (regular heads then dilated regular heads),
+  // nu and theta [k2 + k3 + k5 + k6] (cyclical heads in head order), mu [1]. TL: weights [n_heads, K]
+  // (column l - 1 is lag l), mu. FL: weights [n_heads, max_qlen, max_klen], mu. Unused ones are undefined.
   torch::Tensor eta, nu, theta, weights, mu;
 
  private:
+  torch::Tensor parametric_values(const torch::Tensor& lags);
+  torch::Tensor toeplitz_values(const torch::Tensor& lags);
+  torch::Tensor full_matrices(int64_t qlen, int64_t mlen);
+
   RemOptions options_;
   int64_t n_heads_ = 0;
-  std::vector<RemType> types_;      // per head
-  std::vector<int64_t> dilation_;   // per head (1 when not dilated)
-  std::vector<int64_t> param_index_;  // per head: index into eta (regular) or nu/theta (cyclical)
+  // Per-head constants of the parametric kind, [n_heads, 1], kept on the parameters' device so that a
+  // forward pass copies nothing from the host (a host copy can stall a GPU stream every layer).
+  torch::Tensor head_dilation_, head_is_sin_;
 };
 TORCH_MODULE(Rem);
 
-// P [h, q, k] (shared by the batch) times V [B, h, k, dh] -> [B, h, q, dh], as one batched matmul over
-// the heads with the batch folded into the columns: P is never copied per batch element.
+// P [h, q, k] (shared by the batch) times V [B, h, k, dh] -> [B, h, q, dh], as one batched matmul over the
+// heads with the batch folded into the columns: P is never copied per batch element.
 torch::Tensor rem_apply(const torch::Tensor& P, const torch::Tensor& V);
-// The RSA head output: (1 - g) * attn_out + g * P V; attn_out already holds dropout(softmax(S)) V.
+
+// The RSA head output (1 - g) * attn_out + g * P V for the heads of P; attn_out already holds
+// dropout(softmax(S)) V for those heads, gate g is 0-dim.
 torch::Tensor rsa_combine(const torch::Tensor& attn_out, const torch::Tensor& P, const torch::Tensor& V,
                           const torch::Tensor& gate);
 

@@ -19,6 +19,10 @@
 #include "data/prefetcher.h"
 #include "data/training_data.h"
 #include "model/model.h"
+#include "parallel/communicator.h"
+#include "parallel/launch.h"
+#include "parallel/model_sync.h"
+#include "parallel/reducer.h"
 
 namespace recur::train {
 namespace {
@@ -126,6 +130,9 @@ struct EvalSums {
 
 }  // namespace
 
+// One rank's share of a run (all of it when alone); run_training wraps it with the error policy.
+nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, parallel::Communicator& comm);
+
 double learning_rate(const Config& c, int64_t step, int64_t steps_per_epoch) {
   const double lr = c.get_float("train.lr");
   const std::string schedule = c.get_string("train.schedule");
@@ -192,18 +199,50 @@ nlohmann::json evaluate(model::LanguageModel& model, const data::Dataset& ds, co
 }
 
 nlohmann::json run_training(const Config& c, const std::string& run_dir) {
+  parallel::LaunchInfo launch = parallel::detect_launch();
+  auto comm = parallel::make_communicator(c.get_string("train.backend"), launch, /*cuda=*/false);
+  if (comm->world_size() == 1) return train_on_rank(c, run_dir, *comm);
+  // With several ranks an error on one must end them all, not leave the others waiting in a collective.
+  try {
+    return train_on_rank(c, run_dir, *comm);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "recur train: rank %d of %d: error: %s\n", comm->rank(), comm->world_size(), e.what());
+    std::fflush(stderr);
+    comm->abort(1);
+  }
+}
+
+nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, parallel::Communicator& comm) {
+  const int rank = comm.rank(), world = comm.world_size();
+  const bool lead = rank == 0;
   if (c.get_int("train.threads") > 0) torch::set_num_threads(static_cast<int>(c.get_int("train.threads")));
-  make_dirs(run_dir);
+  if (lead) make_dirs(run_dir);
   data::TrainingData td = data::open_training_data(c);
   const data::Dataset& ds = *td.dataset;
   const Task task = task_of(ds);
   const int64_t vocab = static_cast<int64_t>(ds.manifest().vocab.size);
   auto model = model::make_model(c, vocab);
-  c.save(run_dir + "/config.yaml");
+  if (lead) c.save(run_dir + "/config.yaml");
+  std::unique_ptr<parallel::Reducer> reducer;
+  if (world > 1) {
+    parallel::check_same_model(*model, comm);
+    parallel::broadcast_module(*model, comm, /*root=*/0);
+    parallel::ReducerOptions ro;
+    ro.first_bucket_mb = c.get_float("train.first_bucket_mb");
+    ro.bucket_mb = c.get_float("train.bucket_mb");
+    reducer = std::make_unique<parallel::Reducer>(model->parameters(), comm, ro);
+  }
 
   const int64_t steps = c.get_int("train.steps"), G = c.get_int("train.batch_size"), T = c.get_int("train.tgt_len");
   const int64_t accum = c.get_int("train.grad_accum");
-  if (G % accum != 0) fail("config error: train.batch_size = {} is not divisible by train.grad_accum = {}", G, accum);
+  if (G % world != 0) {
+    fail("config error: train.batch_size = {} (global) is not divisible by the {} ranks", G, world);
+  }
+  const int64_t local_rows = G / world;
+  if (local_rows % accum != 0) {
+    fail("config error: the {} rows per rank (train.batch_size / ranks) are not divisible by train.grad_accum = {}",
+         local_rows, accum);
+  }
   std::string sampler = c.get_string("train.sampler");
   if (sampler == "auto") sampler = task != Task::kStream ? "examples" : model->carries_state() ? "ordered" : "crop";
   const data::Split& train = ds.split("train");
@@ -213,15 +252,15 @@ nlohmann::json run_training(const Config& c, const std::string& run_dir) {
   int64_t steps_per_epoch;
   if (task != Task::kStream) {
     auto usable = static_cast<uint64_t>(std::ceil(static_cast<double>(train.examples()) * c.get_float("data.fraction")));
-    examples = std::make_unique<data::ExampleSampler>(train, G, 0, 1, static_cast<uint64_t>(c.get_int("train.seed")),
+    examples = std::make_unique<data::ExampleSampler>(train, G, rank, world, static_cast<uint64_t>(c.get_int("train.seed")),
                                                       /*shuffle=*/true, usable);
     steps_per_epoch = examples->steps_per_epoch();
     sampler = "shuffled examples";
   } else if (sampler == "ordered") {
-    ordered = std::make_unique<data::OrderedLoader>(train, G, T, 0, 1, td.train_tokens);
+    ordered = std::make_unique<data::OrderedLoader>(train, G, T, rank, world, td.train_tokens);
     steps_per_epoch = ordered->steps_per_epoch();
   } else {
-    crop = std::make_unique<data::RandomCropSampler>(train, G, T, 0, 1, static_cast<uint64_t>(c.get_int("train.seed")),
+    crop = std::make_unique<data::RandomCropSampler>(train, G, T, rank, world, static_cast<uint64_t>(c.get_int("train.seed")),
                                                      td.train_tokens);
     steps_per_epoch = std::max<int64_t>(1, static_cast<int64_t>(td.train_tokens) / (G * T));
   }
@@ -249,10 +288,14 @@ nlohmann::json run_training(const Config& c, const std::string& run_dir) {
   const double clip = c.get_float("train.clip");
   const int64_t log_every = c.get_int("train.log_every"), eval_every = c.get_int("train.eval_every");
   const bool skip_nan = c.get_string("train.nan_policy") == "skip";
-  std::ofstream metrics(run_dir + "/metrics.jsonl", std::ios::app);
-  if (!metrics) fail("cannot write {}/metrics.jsonl", run_dir);
-  spdlog::info("training {} ({} parameters) on {} ({} train tokens), {} steps of batch {}, {} order", model->type(),
-               model::count_parameters(*model), ds.dir(), td.train_tokens, steps, G, sampler);
+  std::ofstream metrics;
+  if (lead) {
+    metrics.open(run_dir + "/metrics.jsonl", std::ios::app);
+    if (!metrics) fail("cannot write {}/metrics.jsonl", run_dir);
+    spdlog::info("training {} ({} parameters) on {} ({} train tokens), {} steps of batch {} on {} rank(s) ({}), {} order",
+                 model->type(), model::count_parameters(*model), ds.dir(), td.train_tokens, steps, G, world,
+                 comm.backend(), sampler);
+  }
 
   model->train();
   model::State state;
@@ -265,16 +308,19 @@ nlohmann::json run_training(const Config& c, const std::string& run_dir) {
     data::TokenBatch batch = prefetch.next();
     if (batch.epoch_start || task != Task::kStream) state = model::State();
     Batch all = make_batch(batch, task);
-    window_positions += all.weight.defined() ? all.weight.sum().item<double>() : static_cast<double>(all.target.numel());
-    // forward + backward, over grad_accum micro-batches of whole streams
-    const int64_t micro = G / accum;
+    window_positions += world * (all.weight.defined() ? all.weight.sum().item<double>() : static_cast<double>(all.target.numel()));
+    // forward + backward (+ reduce), over grad_accum micro-batches of whole streams; the reducer
+    // communicates during the last micro-step's backward only
+    const int64_t micro = local_rows / accum;
     double step_loss = 0.0;
     model::State next_state;
     for (int64_t m = 0; m < accum; ++m) {
       Batch b = all.rows(m * micro, (m + 1) * micro);
       auto out = model->forward(b.input, state.empty() ? state : state.rows(m * micro, (m + 1) * micro));
       auto loss = task_loss(task, out.logits, b);
+      if (reducer && m + 1 == accum) reducer->prepare_for_sync();
       (loss / static_cast<double>(accum)).backward();
+      if (reducer && m + 1 == accum) reducer->finalize();
       step_loss += loss.item<double>() / static_cast<double>(accum);
       for (auto& [k, v] : out.state.tensors) {
         auto& dst = next_state.tensors[k];
@@ -282,6 +328,11 @@ nlohmann::json run_training(const Config& c, const std::string& run_dir) {
       }
     }
     state = next_state;
+    if (world > 1) {  // the loss every rank logs and judges is the mean over ranks
+      auto l = torch::tensor({step_loss}, torch::kFloat64);
+      comm.all_reduce_sum(l);
+      step_loss = l.item<double>() / world;
+    }
     if (!std::isfinite(step_loss)) {
       if (!skip_nan) {
         fail("loss is {} at step {}: lower train.lr, check the data, or set train.nan_policy=skip to skip such steps",
@@ -300,7 +351,7 @@ nlohmann::json run_training(const Config& c, const std::string& run_dir) {
     // log
     window_loss += step_loss;
     ++window_steps;
-    if ((step + 1) % log_every == 0 || step + 1 == steps) {
+    if (lead && ((step + 1) % log_every == 0 || step + 1 == steps)) {
       auto now = std::chrono::steady_clock::now();
       double secs = std::chrono::duration<double>(now - window_start).count();
       double tok_s = window_positions / std::max(secs, 1e-9);
@@ -322,19 +373,29 @@ nlohmann::json run_training(const Config& c, const std::string& run_dir) {
       window_steps = 0;
     }
     // evaluate
-    if (eval_every > 0 && (step + 1) % eval_every == 0 && step + 1 < steps) {
+    if (lead && eval_every > 0 && (step + 1) % eval_every == 0 && step + 1 < steps) {
       auto e = evaluate(*model, ds, "valid", c);
       e["step"] = step + 1;
       metrics << nlohmann::json{{"step", step + 1}, {"eval", e}}.dump() << "\n";
       spdlog::info("eval at step {}: {}", step + 1, e.dump());
     }
   }
-  torch::save(model, run_dir + "/model.pt");
-  auto result = evaluate(*model, ds, "valid", c);
-  result["step"] = steps;
-  result["model"] = model->type();
-  result["parameters"] = model::count_parameters(*model);
-  write_file_atomic(run_dir + "/eval.json", result.dump(2) + "\n");
+  // Every rank must end with the same parameters; a difference means a bug, not noise.
+  const bool identical = world == 1 || parallel::ranks_hold_same_parameters(*model, comm);
+  if (!identical) fail("rank {}: parameters differ between ranks after training (data-parallel bug)", rank);
+  nlohmann::json result;
+  if (lead) {
+    torch::save(model, run_dir + "/model.pt");
+    result = evaluate(*model, ds, "valid", c);
+    result["step"] = steps;
+    result["model"] = model->type();
+    result["parameters"] = model::count_parameters(*model);
+    result["ranks"] = world;
+    result["ranks_identical"] = identical;
+    if (reducer) result["buckets"] = reducer->num_buckets();
+    write_file_atomic(run_dir + "/eval.json", result.dump(2) + "\n");
+  }
+  comm.barrier();
   return result;
 }
 

@@ -1,0 +1,79 @@
+// Data-parallel gradient reduction in the spirit of DDP: gradients grouped into buckets in reverse
+// registration order; a bucket's all-reduce starts (on a communication thread, or a CUDA stream with
+// NCCL) as soon as backward has produced its last gradient, so communication overlaps backward.
+// Invariant: buckets are launched in index order on every rank, so collectives always match up.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <torch/types.h>
+
+namespace recur::parallel {
+
+class Communicator;
+
+struct ReducerOptions {
+  double first_bucket_mb = 1.0;   // small first bucket: the last layers' gradients go out early
+  double bucket_mb = 25.0;
+};
+
+struct ReducerStats {
+  double reduce_seconds = 0;      // time spent inside all-reduce calls (communication thread)
+  double exposed_seconds = 0;     // time finalize() waited for communication after backward ended
+};
+
+class Reducer {
+ public:
+  Reducer(std::vector<torch::Tensor> params, Communicator& comm, ReducerOptions options);
+  ~Reducer();
+  Reducer(const Reducer&) = delete;
+  Reducer& operator=(const Reducer&) = delete;
+
+  // Call before the backward of the last micro-step of an optimizer step; earlier micro-steps just
+  // accumulate gradients locally (no communication).
+  void prepare_for_sync();
+  // After that backward: launches what is left, waits, and replaces every gradient by its mean over ranks.
+  void finalize();
+
+  // Bucket layout: bucket index of every parameter (in the order given to the constructor).
+  const std::vector<int64_t>& bucket_of() const { return bucket_of_; }
+  int64_t num_buckets() const { return static_cast<int64_t>(buckets_.size()); }
+  ReducerStats take_stats();
+
+ private:
+  struct Bucket {
+    std::vector<int64_t> params;   // indices into params_
+    std::vector<int64_t> offsets;  // element offset of each parameter in flat
+    torch::Tensor flat;            // the bucket's gradients, contiguous
+    int64_t pending = 0;
+    bool launched = false;
+  };
+  void on_grad(int64_t param, const torch::Tensor& grad);
+  void launch_ready_locked();
+  void comm_loop();
+
+  std::vector<torch::Tensor> params_;
+  Communicator& comm_;
+  std::vector<Bucket> buckets_;
+  std::vector<int64_t> bucket_of_, slot_of_;
+  std::vector<bool> got_grad_;
+  bool syncing_ = false;
+  int64_t next_launch_ = 0;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<int64_t> queue_;
+  int64_t done_ = 0;
+  bool stop_ = false;
+  std::exception_ptr error_;
+  ReducerStats stats_;
+  std::thread worker_;
+};
+
+}  // namespace recur::parallel
