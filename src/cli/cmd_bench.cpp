@@ -142,14 +142,53 @@ int bench_step(const Argv& argv) {
   o.warmup = args.get_int("warmup");
   o.vocab = args.get_int("vocab");
   auto j = train::bench_step(c, o);
+  if (j.value("rank", 0) != 0) return 0;  // rank 0 reports for the job
   std::printf("bench step: %s, %lld parameters, batch %lld x %lld (mem %lld), %d threads\n", j["model"].get<std::string>().c_str(),
               static_cast<long long>(j["parameters"].get<int64_t>()), static_cast<long long>(j["batch_size"].get<int64_t>()),
               static_cast<long long>(j["tgt_len"].get<int64_t>()), static_cast<long long>(j["mem_len"].get<int64_t>()),
               j["threads"].get<int>());
   std::printf("  %.1f ms/step, %.0f tokens/s\n", j["ms_per_step"].get<double>(), j["tokens_per_s"].get<double>());
+  if (j.contains("comm_hidden_fraction")) {
+    std::printf("  %d ranks (%s), %d buckets: all-reduce %.1f ms/step, exposed %.1f ms/step, hidden %.0f%%\n",
+                j["ranks"].get<int>(), j["backend"].get<std::string>().c_str(), j["buckets"].get<int>(),
+                j["allreduce_ms_per_step"].get<double>(), j["exposed_comm_ms_per_step"].get<double>(),
+                100.0 * j["comm_hidden_fraction"].get<double>());
+  }
   if (j.contains("rem_share")) {
     std::printf("  plain heads: %.1f ms/step; REM share of step time: %.1f%%\n", j["plain_ms_per_step"].get<double>(),
                 100.0 * j["rem_share"].get<double>());
+  }
+  std::printf("%s\n", j.dump().c_str());
+  return 0;
+}
+
+int bench_allreduce(const Argv& argv) {
+  Args args("recur bench allreduce [--sizes MB,...] [--repeats N]   (under mpirun -np N)",
+            "Median all-reduce time and bus bandwidth for float32 messages of the given sizes across the ranks of\n"
+            "this job (MPI for CPU ranks). Run it under mpirun: a single process has nothing to reduce with.");
+  args.option("sizes", "MB,...", "message sizes in MiB", "0.25,1,4,16,25")
+      .option("repeats", "N", "timed repetitions per size", "20")
+      .option("backend", "NAME", "auto, mpi, nccl or single", "auto");
+  if (!args.parse(argv)) return 0;
+  std::vector<double> sizes;
+  std::string text = args.get("sizes");
+  for (size_t start = 0; start <= text.size();) {
+    size_t comma = text.find(',', start);
+    std::string part = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    try {
+      sizes.push_back(std::stod(part));
+    } catch (...) {
+      throw UsageError("--sizes expects numbers like 1,4,16, got '" + text + "'");
+    }
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  auto j = train::bench_allreduce(sizes, args.get_int("repeats"), args.get("backend"));
+  if (j["rank"].get<int>() != 0) return 0;
+  std::printf("bench allreduce: %d ranks (%s)\n", j["ranks"].get<int>(), j["backend"].get<std::string>().c_str());
+  for (const auto& r : j["sizes"]) {
+    std::printf("  %8.2f MiB  %9.3f ms  %7.2f GB/s bus\n", r["mb"].get<double>(), r["ms"].get<double>(),
+                r["bus_gb_per_s"].get<double>());
   }
   std::printf("%s\n", j.dump().c_str());
   return 0;
@@ -160,8 +199,10 @@ int bench_step(const Argv& argv) {
 int cmd_bench(const Argv& argv) {
   if (!argv.empty() && argv[0] == "data") return bench_data(Argv(argv.begin() + 1, argv.end()));
   if (!argv.empty() && argv[0] == "step") return bench_step(Argv(argv.begin() + 1, argv.end()));
-  Args args("recur bench {data,step} [options]",
-            "Measure a hot path: data (loader tokens/s), step (training step time, REM share).");
+  if (!argv.empty() && argv[0] == "allreduce") return bench_allreduce(Argv(argv.begin() + 1, argv.end()));
+  Args args("recur bench {data,step,allreduce} [options]",
+            "Measure a hot path: data (loader tokens/s), step (training step time, REM share; under mpirun also\n"
+            "all-reduce time and the fraction hidden behind backward), allreduce (collective latency/bandwidth).");
   if (!args.parse(argv)) return 0;
   throw UsageError("expected a benchmark name, e.g. `recur bench data`");
 }

@@ -28,7 +28,7 @@ const Command kCommands[] = {
     {"train", "train a model from a YAML config (+ --set overrides) into a run directory", recur::cli::cmd_train},
     {"eval", "evaluate a trained run on a split: BPC or perplexity, token accuracy", recur::cli::cmd_eval},
     {"config", "list the config keys (`config keys`) or print a resolved config (`config show`)", recur::cli::cmd_config},
-    {"bench", "measure hot paths: `bench data` (loader tokens/s)", recur::cli::cmd_bench},
+    {"bench", "measure hot paths: `bench data`, `bench step`, `bench allreduce`", recur::cli::cmd_bench},
 };
 
 void print_help() {

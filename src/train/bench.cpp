@@ -9,32 +9,45 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "model/model.h"
+#include "parallel/communicator.h"
+#include "parallel/launch.h"
+#include "parallel/reducer.h"
 
 namespace recur::train {
 namespace {
 
 // One model with its optimizer, random tokens and a full memory, ready to time steps.
+// With several ranks each holds train.batch_size / ranks rows and gradients go through the reducer.
 struct StepRunner {
   std::shared_ptr<model::LanguageModel> model;
   std::unique_ptr<torch::optim::Adam> opt;
+  std::unique_ptr<parallel::Reducer> reducer;
   torch::Tensor tokens;
   model::State state;
   int64_t T, vocab;
 
-  StepRunner(const Config& c, int64_t vocab_size) : vocab(vocab_size) {
+  StepRunner(const Config& c, int64_t vocab_size, parallel::Communicator& comm) : vocab(vocab_size) {
     model = model::make_model(c, vocab);
     opt = std::make_unique<torch::optim::Adam>(model->parameters(), torch::optim::AdamOptions(1e-4));
     model->train();
     T = c.get_int("train.tgt_len");
-    torch::manual_seed(0);
-    tokens = torch::randint(vocab, {c.get_int("train.batch_size"), T + 1}, torch::kInt64);
+    torch::manual_seed(comm.rank());
+    tokens = torch::randint(vocab, {c.get_int("train.batch_size") / comm.world_size(), T + 1}, torch::kInt64);
     if (model->carries_state()) state = model->forward(tokens.slice(1, 0, T), state).state;  // full memory
+    if (comm.world_size() > 1) {
+      parallel::ReducerOptions ro;
+      ro.first_bucket_mb = c.get_float("train.first_bucket_mb");
+      ro.bucket_mb = c.get_float("train.bucket_mb");
+      reducer = std::make_unique<parallel::Reducer>(model->parameters(), comm, ro);
+    }
   }
   double step_ms() {
     auto t0 = std::chrono::steady_clock::now();
     auto out = model->forward(tokens.slice(1, 0, T), state);
     auto loss = torch::nn::functional::cross_entropy(out.logits.reshape({-1, vocab}), tokens.slice(1, 1).reshape({-1}));
+    if (reducer) reducer->prepare_for_sync();
     loss.backward();
+    if (reducer) reducer->finalize();
     opt->step();
     opt->zero_grad();
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -50,26 +63,35 @@ double median(std::vector<double> v) {
 
 nlohmann::json bench_step(const Config& c, const StepBenchOptions& o) {
   if (c.get_int("train.threads") > 0) torch::set_num_threads(static_cast<int>(c.get_int("train.threads")));
+  auto comm = parallel::make_communicator(c.get_string("train.backend"), parallel::detect_launch(), false);
+  const int world = comm->world_size();
   const int64_t B = c.get_int("train.batch_size"), T = c.get_int("train.tgt_len");
+  if (B % world != 0) fail("train.batch_size = {} is not divisible by the {} ranks", B, world);
   const std::string type = c.get_string("model.type");
   std::string plain = type == "rsa_transformer" ? "transformer" : (type == "rsa_xl" || type == "tl_xl" || type == "fl_xl") ? "xl" : "";
-  StepRunner main(c, o.vocab);
+  StepRunner main(c, o.vocab, *comm);
   std::unique_ptr<StepRunner> base;
-  if (o.compare_plain && !plain.empty()) {
+  if (o.compare_plain && !plain.empty() && world == 1) {
     Config b = c;
     b.set("model.type", "\"" + plain + "\"");
     b.set("model.n_rsa_heads", "0");
-    base = std::make_unique<StepRunner>(b, o.vocab);
+    base = std::make_unique<StepRunner>(b, o.vocab, *comm);
   }
   // Warm up, then alternate the two models step by step so that drift in machine speed hits both.
   std::vector<double> ms, plain_ms;
   for (int64_t i = 0; i < o.warmup + o.repeats; ++i) {
+    if (i == o.warmup && main.reducer) main.reducer->take_stats();
     double a = main.step_ms();
     double p = base ? base->step_ms() : 0.0;
     if (i >= o.warmup) {
       ms.push_back(a);
       plain_ms.push_back(p);
     }
+  }
+  if (world > 1) {  // every rank reports the slowest rank's median: a step ends when all have finished
+    auto t = torch::tensor({median(ms)}, torch::kFloat64);
+    auto all = comm->all_gather(t);
+    ms.assign(ms.size(), all.max().item<double>());
   }
   double med = median(ms);
   nlohmann::json j = {{"bench", "step"},
@@ -79,8 +101,19 @@ nlohmann::json bench_step(const Config& c, const StepBenchOptions& o) {
                       {"tgt_len", T},
                       {"mem_len", c.get_int("model.mem_len")},
                       {"threads", torch::get_num_threads()},
+                      {"ranks", world},
+                      {"backend", comm->backend()},
                       {"ms_per_step", med},
                       {"tokens_per_s", static_cast<double>(B * T) / (med / 1000.0)}};
+  if (main.reducer) {
+    auto st = main.reducer->take_stats();
+    const double n = static_cast<double>(o.repeats);
+    j["buckets"] = main.reducer->num_buckets();
+    j["allreduce_ms_per_step"] = 1000.0 * st.reduce_seconds / n;
+    j["exposed_comm_ms_per_step"] = 1000.0 * st.exposed_seconds / n;
+    j["comm_hidden_fraction"] = st.reduce_seconds > 0 ? std::max(0.0, 1.0 - st.exposed_seconds / st.reduce_seconds) : 1.0;
+    j["rank"] = comm->rank();
+  }
   if (base) {
     // The REM share from paired differences (each RSA step against the plain step next to it).
     std::vector<double> diff;
@@ -89,6 +122,33 @@ nlohmann::json bench_step(const Config& c, const StepBenchOptions& o) {
     j["rem_share"] = median(diff) / med;
   }
   return j;
+}
+
+}  // namespace recur::train
+
+namespace recur::train {
+
+nlohmann::json bench_allreduce(const std::vector<double>& sizes_mb, int64_t repeats, const std::string& backend) {
+  auto comm = parallel::make_communicator(backend, parallel::detect_launch(), false);
+  nlohmann::json rows = nlohmann::json::array();
+  for (double mb : sizes_mb) {
+    auto t = torch::ones({std::max<int64_t>(1, static_cast<int64_t>(mb * 1024 * 1024 / 4))}, torch::kFloat32);
+    comm->all_reduce_sum(t);  // warm-up
+    std::vector<double> ms;
+    for (int64_t i = 0; i < repeats; ++i) {
+      comm->barrier();
+      auto t0 = std::chrono::steady_clock::now();
+      comm->all_reduce_sum(t);
+      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    }
+    double med = median(ms);
+    const int n = comm->world_size();
+    // Bus bandwidth as NCCL's tests define it: bytes * 2(n-1)/n per rank per second.
+    double bus = n > 1 ? (t.numel() * 4.0) * 2.0 * (n - 1) / n / (med / 1000.0) / 1e9 : 0.0;
+    rows.push_back({{"mb", mb}, {"ms", med}, {"bus_gb_per_s", bus}});
+  }
+  return {{"bench", "allreduce"}, {"ranks", comm->world_size()}, {"backend", comm->backend()}, {"rank", comm->rank()},
+          {"sizes", rows}};
 }
 
 }  // namespace recur::train
