@@ -160,7 +160,7 @@ torch::Tensor RemImpl::toeplitz_values(const torch::Tensor& lags) {
   const int64_t K = options_.truncation;
   auto dist = lags.abs();
   auto keep = (options_.masked ? lags.ge(1) : lags.ne(0)) & dist.le(K);
-  auto w = weights.index_select(/*dim=*/1, dist.clamp(0, K - 1));
+  auto w = weights.index_select(/*dim=*/1, (dist - 1).clamp(0, K - 1));
   return w.masked_fill(keep.logical_not().unsqueeze(0), 0.0);
 }
 

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "data/corpora.h"
+#include "data/gen.h"
 #include "train/trainer.h"
 
 namespace recur::train {
@@ -87,6 +88,25 @@ TEST_F(TrainerTest, EveryTinyConfigTrains) {
     for (std::string line; std::getline(in, line);) ++lines;
     EXPECT_EQ(lines, 5) << type;  // log_every = 1
   }
+}
+
+TEST_F(TrainerTest, FormalLanguageRunReportsSequenceAccuracy) {
+  data::FormalSpec spec = data::default_formal_spec(data::FormalLanguage::kD2, 3);
+  spec.train.count = 200;
+  spec.bin0.count = 50;
+  spec.bin1.count = 50;
+  data::write_formal_dataset(spec, root_ + "/d2", false);
+  Config c = Config::load(std::string(RECUR_SOURCE_DIR) + "/configs/tiny/rsa_transformer.yaml",
+                          {"data.path=" + root_ + "/d2", "train.steps=40", "train.batch_size=8", "model.max_len=256", "train.log_every=20"});
+  auto result = run_training(c, root_ + "/run-d2");
+  ASSERT_TRUE(result.contains("sequence_accuracy"));
+  EXPECT_GE(result["sequence_accuracy"].get<double>(), 0.0);
+  EXPECT_LE(result["sequence_accuracy"].get<double>(), 1.0);
+  EXPECT_EQ(result["sequences"].get<double>(), 50.0);
+  EXPECT_GE(result["token_accuracy"].get<double>(), result["sequence_accuracy"].get<double>());
+  EXPECT_EQ(result["rsa_gates"].size(), 2u);
+  auto test = run_evaluation(root_ + "/run-d2", "test", {});
+  EXPECT_EQ(test["sequences"].get<double>(), 50.0);
 }
 
 TEST_F(TrainerTest, VocabularyMismatchStopsBeforeTraining) {
