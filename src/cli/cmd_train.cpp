@@ -3,6 +3,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "checkpoint/checkpoint.h"
 #include "core/config.h"
 #include "train/trainer.h"
 
@@ -16,11 +17,22 @@ int cmd_train(const Argv& argv) {
             "A progress line per train.log_every steps: step, loss, BPC or PPL, lr, tokens/s, ETA.");
   args.required("config", "FILE", "YAML config (`recur config keys` lists every key)")
       .required("run-dir", "DIR", "run directory (created if missing)")
-      .list("set", "KEY=VALUE", "override a config key, e.g. --set data.path=DIR --set train.steps=100");
+      .list("set", "KEY=VALUE", "override a config key, e.g. --set data.path=DIR --set train.steps=100")
+      .option("resume", "auto|never|PATH",
+              "auto: continue from the newest checkpoint in RUN_DIR whose checksums verify (falling back past "
+              "damaged ones); never: start over; PATH: that checkpoint",
+              "auto")
+      .epilog("Exit codes: 0 done; 1 error; 2 bad command line; 75 stopped by SIGTERM/SIGUSR1 after saving a\n"
+              "checkpoint (\"checkpointed, requeue me\"): run the same command again to continue.");
   if (!args.parse(argv)) return 0;
   Config config = Config::load(args.get("config"), args.get_list("set"));
-  auto result = train::run_training(config, args.get("run-dir"));
-  if (!result.is_null()) std::printf("%s\n", result.dump().c_str());  // rank 0 only
+  try {
+    auto result = train::run_training(config, args.get("run-dir"), args.get("resume"));
+    if (!result.is_null()) std::printf("%s\n", result.dump().c_str());  // rank 0 only
+  } catch (const checkpoint::Checkpointed& e) {
+    std::fprintf(stderr, "recur train: %s (exit %d: requeue me)\n", e.what(), checkpoint::kExitCheckpointed);
+    return checkpoint::kExitCheckpointed;
+  }
   return 0;
 }
 

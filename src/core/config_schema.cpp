@@ -69,6 +69,11 @@ const std::vector<KeySpec>& config_schema() {
       {"train.first_bucket_mb", ValueType::kFloat, "1.0", "size of the first gradient bucket (MiB)", {}, 1e-6},
       {"train.bucket_mb", ValueType::kFloat, "25.0", "size of the other gradient buckets (MiB)", {}, 1e-6},
       {"train.threads", ValueType::kInt, "0", "intra-op CPU threads (0 = LibTorch's default)", {}, 0},
+      // --- checkpoint -------------------------------------------------------------------------
+      {"checkpoint.every_steps", ValueType::kInt, "0", "save every N steps (0 = only at the end and on a stop signal)", {}, 0},
+      {"checkpoint.every_minutes", ValueType::kFloat, "0", "also save when this many minutes passed since the last save (0 = off)", {}, 0.0},
+      {"checkpoint.keep_last", ValueType::kInt, "2", "checkpoints kept (milestones not counted)", {}, 2},
+      {"checkpoint.milestone_every", ValueType::kInt, "0", "checkpoints at multiples of this step are never deleted (0 = none)", {}, 0},
       // --- eval -------------------------------------------------------------------------------
       {"eval.tgt_len", ValueType::kInt, "0", "evaluation segment length (0 = train.tgt_len)", {}, 0},
       {"eval.mem_len", ValueType::kInt, "-1", "evaluation memory length (-1 = model.mem_len)"},

@@ -141,6 +141,62 @@ std::string read_attr_string(hid_t obj, const std::string& name, const std::stri
   return value;
 }
 
+namespace {
+hid_t file_type_of(ElemType t) {
+  switch (t) {
+    case ElemType::kF32: return H5T_IEEE_F32LE;
+    case ElemType::kF64: return H5T_IEEE_F64LE;
+    case ElemType::kI64: return H5T_STD_I64LE;
+    default: return H5T_STD_U8LE;
+  }
+}
+hid_t mem_type_of(ElemType t) {
+  switch (t) {
+    case ElemType::kF32: return H5T_NATIVE_FLOAT;
+    case ElemType::kF64: return H5T_NATIVE_DOUBLE;
+    case ElemType::kI64: return H5T_NATIVE_INT64;
+    default: return H5T_NATIVE_UINT8;
+  }
+}
+}  // namespace
+
+void write_array(hid_t file, const std::string& name, ElemType type, const std::vector<uint64_t>& dims, const void* data,
+                 const std::string& file_path) {
+  std::vector<hsize_t> d(dims.begin(), dims.end());
+  if (d.empty()) d.push_back(1);
+  Handle space(H5Screate_simple(static_cast<int>(d.size()), d.data(), nullptr), H5Sclose);
+  Handle lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
+  H5Pset_create_intermediate_group(lcpl.get(), 1);
+  Handle ds(H5Dcreate2(file, name.c_str(), file_type_of(type), space.get(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
+  if (ds.get() < 0) fail("{}: cannot create dataset '{}'", file_path, name);
+  if (H5Dwrite(ds.get(), mem_type_of(type), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
+    fail("{}: cannot write dataset '{}' (disk full?)", file_path, name);
+  }
+}
+
+std::vector<uint64_t> array_dims(hid_t file, const std::string& name, const std::string& file_path) {
+  Handle ds = open_dataset(file, name, file_path);
+  Handle space(H5Dget_space(ds.get()), H5Sclose);
+  int rank = H5Sget_simple_extent_ndims(space.get());
+  if (rank < 0) fail("{}: dataset '{}' has no readable shape", file_path, name);
+  std::vector<hsize_t> d(static_cast<size_t>(rank));
+  H5Sget_simple_extent_dims(space.get(), d.data(), nullptr);
+  return std::vector<uint64_t>(d.begin(), d.end());
+}
+
+std::vector<uint64_t> read_array(hid_t file, const std::string& name, ElemType type, void* out, uint64_t count,
+                                 const std::string& file_path) {
+  auto dims = array_dims(file, name, file_path);
+  uint64_t n = 1;
+  for (auto x : dims) n *= x;
+  if (n != count) fail("{}: dataset '{}' holds {} elements, expected {}", file_path, name, n, count);
+  Handle ds = open_dataset(file, name, file_path);
+  if (count && H5Dread(ds.get(), mem_type_of(type), H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0) {
+    fail("{}: cannot read dataset '{}'", file_path, name);
+  }
+  return dims;
+}
+
 ChunkMap chunk_map(hid_t dataset, const std::string& what) {
   ChunkMap map;
   Handle plist(H5Dget_create_plist(dataset), H5Pclose);

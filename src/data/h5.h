@@ -65,6 +65,16 @@ void write_attr_string(hid_t obj, const std::string& name, const std::string& va
 uint64_t read_attr_u64(hid_t obj, const std::string& name, const std::string& what);
 std::string read_attr_string(hid_t obj, const std::string& name, const std::string& what);
 
+// Whole n-d arrays of float32/float64/int64/uint8 (checkpoints): `name` may contain '/' (groups are
+// created as needed). `dims` empty means a scalar stored as a 1-element array.
+enum class ElemType { kF32, kF64, kI64, kU8 };
+void write_array(hid_t file, const std::string& name, ElemType type, const std::vector<uint64_t>& dims, const void* data,
+                 const std::string& file_path);
+// Reads into `out` (whose size must match the stored element count); returns the stored dims.
+std::vector<uint64_t> read_array(hid_t file, const std::string& name, ElemType type, void* out, uint64_t count,
+                                 const std::string& file_path);
+std::vector<uint64_t> array_dims(hid_t file, const std::string& name, const std::string& file_path);
+
 // File offsets of the chunks of an uncompressed chunked 1-D dataset, in element order, so readers can
 // mmap the file and copy tokens without going through HDF5 on the hot path.
 struct ChunkMap {

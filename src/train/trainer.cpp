@@ -18,6 +18,7 @@
 #include "data/loaders.h"
 #include "data/prefetcher.h"
 #include "data/training_data.h"
+#include "checkpoint/checkpoint.h"
 #include "model/model.h"
 #include "parallel/communicator.h"
 #include "parallel/launch.h"
@@ -128,10 +129,30 @@ struct EvalSums {
   }
 };
 
+// A resumed run drops the records a killed run logged after its last checkpoint, so that the log
+// reads exactly like an uninterrupted run's.
+void truncate_metrics(const std::string& path, int64_t step) {
+  if (!path_exists(path)) return;
+  std::string text = read_file(path), kept;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t nl = text.find('\n', start);
+    if (nl == std::string::npos) break;  // a torn last line is dropped
+    std::string line = text.substr(start, nl - start);
+    start = nl + 1;
+    try {
+      if (nlohmann::json::parse(line).value("step", int64_t{0}) <= step) kept += line + "\n";
+    } catch (const nlohmann::json::exception&) {
+    }
+  }
+  write_file_atomic(path, kept);
+}
+
 }  // namespace
 
 // One rank's share of a run (all of it when alone); run_training wraps it with the error policy.
-nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, parallel::Communicator& comm);
+nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const std::string& resume,
+                             parallel::Communicator& comm);
 
 double learning_rate(const Config& c, int64_t step, int64_t steps_per_epoch) {
   const double lr = c.get_float("train.lr");
@@ -198,13 +219,15 @@ nlohmann::json evaluate(model::LanguageModel& model, const data::Dataset& ds, co
   return j;
 }
 
-nlohmann::json run_training(const Config& c, const std::string& run_dir) {
+nlohmann::json run_training(const Config& c, const std::string& run_dir, const std::string& resume) {
   parallel::LaunchInfo launch = parallel::detect_launch();
   auto comm = parallel::make_communicator(c.get_string("train.backend"), launch, /*cuda=*/false);
-  if (comm->world_size() == 1) return train_on_rank(c, run_dir, *comm);
+  if (comm->world_size() == 1) return train_on_rank(c, run_dir, resume, *comm);
   // With several ranks an error on one must end them all, not leave the others waiting in a collective.
   try {
-    return train_on_rank(c, run_dir, *comm);
+    return train_on_rank(c, run_dir, resume, *comm);
+  } catch (const checkpoint::Checkpointed&) {
+    throw;  // every rank saved and agreed to stop
   } catch (const std::exception& e) {
     std::fprintf(stderr, "recur train: rank %d of %d: error: %s\n", comm->rank(), comm->world_size(), e.what());
     std::fflush(stderr);
@@ -212,7 +235,8 @@ nlohmann::json run_training(const Config& c, const std::string& run_dir) {
   }
 }
 
-nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, parallel::Communicator& comm) {
+nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const std::string& resume,
+                             parallel::Communicator& comm) {
   const int rank = comm.rank(), world = comm.world_size();
   const bool lead = rank == 0;
   if (c.get_int("train.threads") > 0) torch::set_num_threads(static_cast<int>(c.get_int("train.threads")));
@@ -264,16 +288,7 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, parall
                                                      td.train_tokens);
     steps_per_epoch = std::max<int64_t>(1, static_cast<int64_t>(td.train_tokens) / (G * T));
   }
-  data::Prefetcher prefetch(
-      [&](int64_t k, data::TokenBatch* out) {
-        if (examples) examples->fill(k, out);
-        else if (ordered) ordered->fill(k, out);
-        else crop->fill(k, out);
-      },
-      0,
-      static_cast<int>(c.get_int("data.prefetch")));
-
-  torch::manual_seed(static_cast<uint64_t>(c.get_int("train.seed")) + 1);  // dropout stream, apart from init
+  torch::manual_seed(static_cast<uint64_t>(c.get_int("train.seed")) + 1 + static_cast<uint64_t>(rank));  // dropout
   std::unique_ptr<torch::optim::Optimizer> opt;
   const double lr0 = c.get_float("train.lr");
   auto betas = std::make_tuple(c.get_float("train.beta1"), c.get_float("train.beta2"));
@@ -284,6 +299,28 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, parall
     opt = std::make_unique<torch::optim::Adam>(model->parameters(),
                                                torch::optim::AdamOptions(lr0).betas(betas).weight_decay(c.get_float("train.weight_decay")));
   }
+  // Resume: parameters, optimizer moments, RNG, step and this rank's streams' recurrent state.
+  checkpoint::Checkpointer ckpt(run_dir, c, comm);
+  checkpoint::Progress progress;
+  model::State state;
+  const int64_t first_row = rank * local_rows;
+  std::string from = ckpt.resolve(resume);
+  if (!from.empty()) {
+    progress = ckpt.load(from, *model, *opt, ordered ? &state : nullptr, first_row, local_rows);
+    if (lead) {
+      spdlog::info("resuming from {} (step {})", from, progress.step);
+      truncate_metrics(run_dir + "/metrics.jsonl", progress.step);
+    }
+  }
+  const int64_t start_step = progress.step;
+  data::Prefetcher prefetch(
+      [&](int64_t k, data::TokenBatch* out) {
+        if (examples) examples->fill(k, out);
+        else if (ordered) ordered->fill(k, out);
+        else crop->fill(k, out);
+      },
+      start_step,
+      static_cast<int>(c.get_int("data.prefetch")));
   const bool bpc = !word_level(ds);
   const double clip = c.get_float("train.clip");
   const int64_t log_every = c.get_int("train.log_every"), eval_every = c.get_int("train.eval_every");
@@ -298,17 +335,36 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, parall
   }
 
   model->train();
-  model::State state;
+  checkpoint::install_stop_signals();
   auto start = std::chrono::steady_clock::now();
   auto window_start = start;
-  double window_loss = 0.0, window_positions = 0.0;
-  int64_t window_steps = 0;
-  for (int64_t step = 0; step < steps; ++step) {
+  double window_loss = progress.window_loss, window_positions = progress.window_positions;
+  int64_t window_steps = progress.window_steps;
+  auto save = [&](int64_t done, double loss) {
+    progress.step = done;
+    progress.loss = loss;
+    progress.window_loss = window_loss;
+    progress.window_positions = window_positions;
+    progress.window_steps = window_steps;
+    checkpoint::SaveRequest req;
+    req.progress = progress;
+    req.model = model.get();
+    req.optimizer = opt.get();
+    req.state = &state;
+    req.first_row = first_row;
+    req.global_rows = G;
+    std::string dir = ckpt.save(req);
+    ckpt.prune();
+    if (lead) spdlog::info("checkpoint {}", dir);
+  };
+  for (int64_t step = start_step; step < steps; ++step) {
     // fetch
     data::TokenBatch batch = prefetch.next();
     if (batch.epoch_start || task != Task::kStream) state = model::State();
     Batch all = make_batch(batch, task);
-    window_positions += world * (all.weight.defined() ? all.weight.sum().item<double>() : static_cast<double>(all.target.numel()));
+    const double positions = world * (all.weight.defined() ? all.weight.sum().item<double>() : static_cast<double>(all.target.numel()));
+    window_positions += positions;
+    progress.tokens += static_cast<int64_t>(positions);
     // forward + backward (+ reduce), over grad_accum micro-batches of whole streams; the reducer
     // communicates during the last micro-step's backward only
     const int64_t micro = local_rows / accum;
@@ -328,10 +384,14 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, parall
       }
     }
     state = next_state;
-    if (world > 1) {  // the loss every rank logs and judges is the mean over ranks
-      auto l = torch::tensor({step_loss}, torch::kFloat64);
+    // One all-reduce per step: the mean loss every rank logs and judges, and whether any rank was
+    // asked to stop (SIGTERM/SIGUSR1), so all ranks agree on the step at which to save and leave.
+    bool stop = checkpoint::stop_requested();
+    if (world > 1) {
+      auto l = torch::tensor({step_loss, stop ? 1.0 : 0.0}, torch::kFloat64);
       comm.all_reduce_sum(l);
-      step_loss = l.item<double>() / world;
+      step_loss = l[0].item<double>() / world;
+      stop = l[1].item<double>() > 0;
     }
     if (!std::isfinite(step_loss)) {
       if (!skip_nan) {
@@ -372,6 +432,12 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, parall
       window_positions = 0.0;
       window_steps = 0;
     }
+    // checkpoint (on schedule, at the end, or when asked to stop)
+    if (stop) {
+      save(step + 1, step_loss);
+      throw checkpoint::Checkpointed(fmt::format("stopped by a signal after step {}; checkpoint saved", step + 1));
+    }
+    if (ckpt.due(step + 1) || step + 1 == steps) save(step + 1, step_loss);
     // evaluate
     if (lead && eval_every > 0 && (step + 1) % eval_every == 0 && step + 1 < steps) {
       auto e = evaluate(*model, ds, "valid", c);

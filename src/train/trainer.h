@@ -29,9 +29,11 @@ double learning_rate(const Config& config, int64_t step, int64_t steps_per_epoch
 nlohmann::json evaluate(model::LanguageModel& model, const data::Dataset& dataset, const std::string& split,
                         const Config& config);
 
-// Trains per the config, writing RUN_DIR/{config.yaml, metrics.jsonl, model.pt, eval.json}.
-// Returns the final evaluation.
-nlohmann::json run_training(const Config& config, const std::string& run_dir);
+// Trains per the config, writing RUN_DIR/{config.yaml, metrics.jsonl, model.pt, eval.json} and
+// checkpoints under RUN_DIR/checkpoints. `resume`: auto (newest valid checkpoint, if any), never, or a
+// checkpoint directory. Returns the final evaluation (rank 0; null elsewhere). Throws
+// checkpoint::Checkpointed after a save triggered by SIGTERM/SIGUSR1.
+nlohmann::json run_training(const Config& config, const std::string& run_dir, const std::string& resume = "auto");
 
 // Loads RUN_DIR's config and parameters and evaluates a split.
 nlohmann::json run_evaluation(const std::string& run_dir, const std::string& split, const std::vector<std::string>& overrides);

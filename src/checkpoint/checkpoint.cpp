@@ -1,0 +1,402 @@
+// See checkpoint.h.
+#include "checkpoint/checkpoint.h"
+
+#include <dirent.h>
+#include <unistd.h>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <csignal>
+
+#include <spdlog/spdlog.h>
+
+#include "core/config.h"
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/hash.h"
+#include "core/version.h"
+#include "data/h5.h"
+#include "parallel/communicator.h"
+
+namespace recur::checkpoint {
+namespace {
+
+using nlohmann::json;
+constexpr int kFormatVersion = 1;
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+std::string step_name(int64_t step) { return fmt::format("step-{:08d}", step); }
+
+h5::ElemType elem(const torch::Tensor& t) {
+  switch (t.scalar_type()) {
+    case torch::kFloat32: return h5::ElemType::kF32;
+    case torch::kFloat64: return h5::ElemType::kF64;
+    case torch::kInt64: return h5::ElemType::kI64;
+    case torch::kUInt8: return h5::ElemType::kU8;
+    default: fail("checkpoint: unsupported dtype {}", std::string(c10::toString(t.scalar_type())));
+  }
+}
+
+void write_tensor(hid_t f, const std::string& name, const torch::Tensor& t, const std::string& path) {
+  auto c = t.detach().contiguous().cpu();
+  std::vector<uint64_t> dims(c.sizes().begin(), c.sizes().end());
+  h5::write_array(f, name, elem(c), dims, c.data_ptr(), path);
+}
+
+// Reads a dataset into `into` (shape and dtype must match).
+void read_into(hid_t f, const std::string& name, torch::Tensor into, const std::string& path) {
+  auto dims = h5::array_dims(f, name, path);
+  std::vector<int64_t> want(into.sizes().begin(), into.sizes().end());
+  std::vector<int64_t> got(dims.begin(), dims.end());
+  if (want.empty()) want.push_back(1);
+  if (got != want) fail("{}: '{}' has shape {}, the model expects {} (checkpoint from another model?)", path, name,
+                        fmt::join(got, "x"), fmt::join(want, "x"));
+  auto tmp = torch::empty(into.sizes(), into.options().device(torch::kCPU));
+  h5::read_array(f, name, elem(tmp), tmp.data_ptr(), static_cast<uint64_t>(tmp.numel()), path);
+  torch::NoGradGuard ng;
+  into.copy_(tmp);
+}
+
+torch::Tensor read_tensor(hid_t f, const std::string& name, torch::ScalarType type, const std::string& path) {
+  auto dims = h5::array_dims(f, name, path);
+  std::vector<int64_t> shape(dims.begin(), dims.end());
+  auto t = torch::empty(shape, torch::TensorOptions().dtype(type));
+  h5::read_array(f, name, elem(t), t.data_ptr(), static_cast<uint64_t>(t.numel()), path);
+  return t;
+}
+
+std::string rank_file(int rank) { return fmt::format("rank-{:04d}.h5", rank); }
+
+// Adam and AdamW keep the same per-parameter state (step, first and second moments).
+template <typename ParamState>
+bool save_moments(torch::optim::Optimizer& opt, const torch::Tensor& p, hid_t f, const std::string& name,
+                  const std::string& path) {
+  auto it = opt.state().find(p.unsafeGetTensorImpl());
+  if (it == opt.state().end()) return true;
+  auto* s = dynamic_cast<ParamState*>(it->second.get());
+  if (!s) return false;
+  write_tensor(f, name + "/exp_avg", s->exp_avg(), path);
+  write_tensor(f, name + "/exp_avg_sq", s->exp_avg_sq(), path);
+  write_tensor(f, name + "/step", torch::tensor({s->step()}, torch::kInt64), path);
+  return true;
+}
+
+template <typename ParamState>
+void load_moments(torch::optim::Optimizer& opt, const torch::Tensor& p, hid_t f, const std::string& name,
+                  const std::string& path) {
+  if (!h5::has_object(f, name)) return;  // no state yet for this parameter
+  auto s = std::make_unique<ParamState>();
+  s->exp_avg(torch::zeros_like(p));
+  s->exp_avg_sq(torch::zeros_like(p));
+  read_into(f, name + "/exp_avg", s->exp_avg(), path);
+  read_into(f, name + "/exp_avg_sq", s->exp_avg_sq(), path);
+  s->step(read_tensor(f, name + "/step", torch::kInt64, path).item<int64_t>());
+  opt.state()[p.unsafeGetTensorImpl()] = std::move(s);
+}
+
+std::atomic<bool> g_stop{false};
+
+}  // namespace
+
+void install_stop_signals() {
+  struct sigaction sa {};
+  sa.sa_handler = [](int) { g_stop.store(true); };
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGUSR1, &sa, nullptr);
+}
+
+bool stop_requested() { return g_stop.load(); }
+
+Checkpointer::Checkpointer(std::string run_dir, const Config& config, parallel::Communicator& comm)
+    : run_dir_(std::move(run_dir)), root_(run_dir_ + "/checkpoints"), config_(config), comm_(comm), last_save_time_(now_s()) {
+  // What must not change across a resume for the data order to continue: the dataset and its cut.
+  std::string fp = read_file(expand_user(config.get_string("data.path")) + "/manifest.json");
+  for (const char* k : {"train.batch_size", "train.tgt_len", "train.seed"}) fp += std::to_string(config.get_int(k));
+  fp += std::to_string(config.get_float("data.fraction")) + config.get_string("train.sampler");
+  data_fingerprint_ = checksum_bytes(fp.data(), fp.size());
+}
+
+bool Checkpointer::due(int64_t step) const {
+  int64_t every = config_.get_int("checkpoint.every_steps");
+  double minutes = config_.get_float("checkpoint.every_minutes");
+  if (every > 0 && step % every == 0) return true;
+  return minutes > 0 && now_s() - last_save_time_ >= 60.0 * minutes;
+}
+
+std::string Checkpointer::save(const SaveRequest& r) {
+  const int rank = comm_.rank(), world = comm_.world_size();
+  const std::string final_dir = root_ + "/" + step_name(r.progress.step);
+  const std::string tmp = final_dir + ".tmp";
+  if (rank == 0) {
+    make_dirs(root_);
+    remove_tree(tmp);
+    remove_tree(final_dir);  // a re-save of the same step (after a resume) replaces it whole
+    make_dirs(tmp);
+  }
+  comm_.barrier();
+  // Every rank: its RNG and its rows of the recurrent state, in parallel.
+  {
+    std::string path = tmp + "/" + rank_file(rank);
+    auto f = h5::create_file(path);
+    at::Generator gen = at::detail::getDefaultCPUGenerator();
+    torch::Tensor rng;
+    {
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      rng = gen.get_state();
+    }
+    write_tensor(f.get(), "rng/cpu", rng, path);
+    write_tensor(f.get(), "rows", torch::tensor({r.first_row, r.state && !r.state->empty()
+                                                                  ? r.state->tensors.begin()->second.size(0)
+                                                                  : int64_t{0}}, torch::kInt64), path);
+    if (r.state) {
+      for (const auto& [k, v] : r.state->tensors) write_tensor(f.get(), "state/" + k, v, path);
+    }
+    f.reset();
+    fsync_path(path);
+  }
+  if (rank == 0) {
+    std::string mpath = tmp + "/model.h5";
+    {
+      auto f = h5::create_file(mpath);
+      for (const auto& p : r.model->named_parameters()) write_tensor(f.get(), p.key(), p.value(), mpath);
+      for (const auto& b : r.model->named_buffers()) write_tensor(f.get(), b.key(), b.value(), mpath);
+    }
+    fsync_path(mpath);
+    std::string opath = tmp + "/optimizer.h5";
+    {
+      auto f = h5::create_file(opath);
+      for (const auto& p : r.model->named_parameters()) {
+        if (!save_moments<torch::optim::AdamParamState>(*r.optimizer, p.value(), f.get(), p.key(), opath) &&
+            !save_moments<torch::optim::AdamWParamState>(*r.optimizer, p.value(), f.get(), p.key(), opath)) {
+          fail("checkpoint: unsupported optimizer state for {}", p.key());
+        }
+      }
+    }
+    fsync_path(opath);
+    json meta = {{"format", "recur-checkpoint"},
+                 {"format_version", kFormatVersion},
+                 {"step", r.progress.step},
+                 {"tokens", r.progress.tokens},
+                 {"loss", r.progress.loss},
+                 {"window", {{"loss", r.progress.window_loss}, {"positions", r.progress.window_positions},
+                             {"steps", r.progress.window_steps}}},
+                 {"world_size", world},
+                 {"global_rows", r.global_rows},
+                 {"model", config_.get_string("model.type")},
+                 {"recur_version", version_string()},
+                 {"data_fingerprint", data_fingerprint_},
+                 {"config", config_.to_yaml()}};
+    write_file_atomic(tmp + "/meta.json", meta.dump(2) + "\n");
+  }
+  comm_.barrier();  // every rank's files are on disk before the commit
+  if (rank == 0) {
+    json files = json::object();
+    DIR* d = ::opendir(tmp.c_str());
+    if (!d) fail("cannot list {}", tmp);
+    while (dirent* e = ::readdir(d)) {
+      std::string name = e->d_name;
+      if (name == "." || name == ".." || name == "manifest.json") continue;
+      uint64_t size = 0;
+      std::string sum = checksum_file(tmp + "/" + name, &size);
+      files[name] = {{"size", size}, {"checksum", sum}};
+    }
+    ::closedir(d);
+    json manifest = {{"format", "recur-checkpoint"}, {"format_version", kFormatVersion}, {"step", r.progress.step},
+                     {"files", files}};
+    write_file_atomic(tmp + "/manifest.json", manifest.dump(2) + "\n");  // the commit marker, written last
+    fsync_path(tmp);
+    if (::rename(tmp.c_str(), final_dir.c_str()) != 0) fail("cannot commit checkpoint {}: {}", final_dir, std::strerror(errno));
+    fsync_path(root_);
+    write_file_atomic(root_ + "/latest", step_name(r.progress.step) + "\n");
+  }
+  comm_.barrier();
+  last_save_time_ = now_s();
+  return final_dir;
+}
+
+void Checkpointer::prune() {
+  if (comm_.rank() != 0) return;
+  const int64_t keep = config_.get_int("checkpoint.keep_last");
+  const int64_t milestone = config_.get_int("checkpoint.milestone_every");
+  auto all = list_checkpoints(run_dir_);
+  int64_t excess = static_cast<int64_t>(all.size()) - keep;
+  for (int64_t i = 0; i < excess; ++i) {
+    int64_t step = read_meta(all[static_cast<size_t>(i)]).value("step", int64_t{-1});
+    if (milestone > 0 && step >= 0 && step % milestone == 0) continue;  // milestones are never deleted
+    remove_tree(all[static_cast<size_t>(i)]);
+  }
+}
+
+std::vector<std::string> list_checkpoints(const std::string& run_dir) {
+  std::vector<std::string> out;
+  std::string root = run_dir + "/checkpoints";
+  DIR* d = ::opendir(root.c_str());
+  if (!d) return out;
+  while (dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name.size() == 13 && name.rfind("step-", 0) == 0 && name.find_first_not_of("0123456789", 5) == std::string::npos) {
+      out.push_back(root + "/" + name);
+    }
+  }
+  ::closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+json read_meta(const std::string& dir) {
+  std::string path = dir + "/meta.json";
+  try {
+    return json::parse(read_file(path));
+  } catch (const json::exception& e) {
+    fail("{}: not valid JSON: {}", path, e.what());
+  }
+}
+
+std::vector<std::string> verify_checkpoint(const std::string& dir) {
+  std::vector<std::string> problems;
+  json manifest;
+  try {
+    manifest = json::parse(read_file(dir + "/manifest.json"));
+  } catch (const std::exception& e) {
+    return {fmt::format("{}: manifest.json is missing or unreadable (incomplete checkpoint?): {}", dir, e.what())};
+  }
+  if (manifest.value("format", "") != "recur-checkpoint" || !manifest.contains("files") || !manifest["files"].is_object()) {
+    return {fmt::format("{}/manifest.json: not a Recur checkpoint manifest", dir)};
+  }
+  for (const auto& [name, info] : manifest["files"].items()) {
+    std::string path = dir + "/" + name;
+    try {
+      if (!path_exists(path)) fail("{}: file is missing", path);
+      uint64_t size = 0;
+      std::string sum = checksum_file(path, &size);
+      if (size != info.value("size", uint64_t{0})) fail("{}: {} bytes, the manifest says {} (truncated?)", path, size, info.value("size", uint64_t{0}));
+      if (sum != info.value("checksum", "")) fail("{}: checksum {} does not match the manifest's {} (damaged file)", path, sum, info.value("checksum", ""));
+    } catch (const Error& e) {
+      problems.push_back(e.what());
+    }
+  }
+  for (const char* required : {"model.h5", "optimizer.h5", "meta.json"}) {
+    if (!manifest["files"].contains(required)) problems.push_back(fmt::format("{}: manifest does not list {}", dir, required));
+  }
+  return problems;
+}
+
+std::string Checkpointer::resolve(const std::string& resume) {
+  std::string chosen;
+  if (resume == "never") return "";
+  if (comm_.rank() == 0) {
+    if (resume != "auto") {
+      auto problems = verify_checkpoint(resume);
+      if (!problems.empty()) fail("--resume {}: {}", resume, problems.front());
+      chosen = resume;
+    } else {
+      auto all = list_checkpoints(run_dir_);
+      for (auto it = all.rbegin(); it != all.rend(); ++it) {
+        auto problems = verify_checkpoint(*it);
+        if (problems.empty()) {
+          chosen = *it;
+          break;
+        }
+        spdlog::warn("skipping damaged checkpoint {}: {}", *it, problems.front());
+      }
+    }
+    if (!chosen.empty()) {
+      auto meta = read_meta(chosen);
+      if (meta.value("data_fingerprint", "") != data_fingerprint_) {
+        fail("{} was written for another dataset or batch layout (data.path, train.batch_size, train.tgt_len, "
+             "train.seed, data.fraction or train.sampler changed); use --resume never to start over", chosen);
+      }
+      if (meta.value("model", "") != config_.get_string("model.type")) {
+        fail("{} holds a {} model, the config asks for {}", chosen, meta.value("model", "?"), config_.get_string("model.type"));
+      }
+    }
+  }
+  // Every rank must agree on the choice: rank 0 broadcasts the step (-1 = none).
+  int64_t step = chosen.empty() ? -1 : read_meta(chosen).value("step", int64_t{-1});
+  auto t = torch::tensor({step}, torch::kInt64);
+  comm_.broadcast(t, 0);
+  step = t.item<int64_t>();
+  if (step < 0) return "";
+  return resume == "auto" ? root_ + "/" + step_name(step) : resume;
+}
+
+Progress Checkpointer::load(const std::string& dir, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
+                            model::State* state, int64_t first_row, int64_t rows) {
+  json meta = read_meta(dir);
+  Progress p;
+  p.step = meta.value("step", int64_t{0});
+  p.tokens = meta.value("tokens", int64_t{0});
+  p.loss = meta.value("loss", 0.0);
+  if (meta.contains("window")) {
+    p.window_loss = meta["window"].value("loss", 0.0);
+    p.window_positions = meta["window"].value("positions", 0.0);
+    p.window_steps = meta["window"].value("steps", int64_t{0});
+  }
+  const int saved_world = meta.value("world_size", 1);
+  {
+    std::string path = dir + "/model.h5";
+    auto f = h5::open_file(path, false);
+    for (auto& item : model.named_parameters()) read_into(f.get(), item.key(), item.value(), path);
+    for (auto& item : model.named_buffers()) read_into(f.get(), item.key(), item.value(), path);
+  }
+  {
+    std::string path = dir + "/optimizer.h5";
+    auto f = h5::open_file(path, false);
+    bool adamw = dynamic_cast<torch::optim::AdamW*>(&optimizer) != nullptr;
+    for (const auto& item : model.named_parameters()) {
+      if (adamw) load_moments<torch::optim::AdamWParamState>(optimizer, item.value(), f.get(), item.key(), path);
+      else load_moments<torch::optim::AdamParamState>(optimizer, item.value(), f.get(), item.key(), path);
+    }
+  }
+  // RNG: the same rank's stream when the world size is unchanged; otherwise a fresh, deterministic one.
+  if (saved_world == comm_.world_size()) {
+    std::string path = dir + "/" + rank_file(comm_.rank());
+    auto f = h5::open_file(path, false);
+    auto rng = read_tensor(f.get(), "rng/cpu", torch::kUInt8, path);
+    at::Generator gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(rng);
+  } else {
+    torch::manual_seed(static_cast<uint64_t>(config_.get_int("train.seed")) * 1000003 + static_cast<uint64_t>(p.step) +
+                       static_cast<uint64_t>(comm_.rank()));
+  }
+  // Recurrent state by global stream: gather the rows [first_row, first_row + rows) from whichever rank
+  // files hold them (any world size wrote them).
+  if (state) {
+    state->tensors.clear();
+    std::map<std::string, std::vector<std::pair<int64_t, torch::Tensor>>> pieces;
+    for (int r = 0; r < saved_world; ++r) {
+      std::string path = dir + "/" + rank_file(r);
+      auto f = h5::open_file(path, false);
+      auto span = read_tensor(f.get(), "rows", torch::kInt64, path);
+      int64_t begin = span[0].item<int64_t>(), n = span[1].item<int64_t>();
+      int64_t lo = std::max(begin, first_row), hi = std::min(begin + n, first_row + rows);
+      if (n == 0 || lo >= hi || !h5::has_object(f.get(), "state")) continue;
+      for (int i = 0;; ++i) {
+        std::string name = "mems." + std::to_string(i);
+        if (!h5::has_object(f.get(), "state/" + name)) break;
+        auto t = read_tensor(f.get(), "state/" + name, torch::kFloat32, path);
+        pieces[name].push_back({lo, t.slice(0, lo - begin, hi - begin)});
+      }
+    }
+    for (auto& [name, parts] : pieces) {
+      std::sort(parts.begin(), parts.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+      std::vector<torch::Tensor> ts;
+      for (auto& pr : parts) ts.push_back(pr.second);
+      auto all = torch::cat(ts, 0);
+      if (all.size(0) != rows) fail("{}: recurrent state covers {} of this rank's {} streams", dir, all.size(0), rows);
+      state->tensors[name] = all;
+    }
+  }
+  return p;
+}
+
+}  // namespace recur::checkpoint

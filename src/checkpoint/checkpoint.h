@@ -1,0 +1,88 @@
+// Fault-tolerant checkpoints: RUN_DIR/checkpoints/step-XXXXXXXX/ with model.h5, optimizer.h5, one
+// rank-RRRR.h5 per rank (RNG, recurrent state rows), meta.json and manifest.json (checksums, written last).
+// Invariant: a directory named step-XXXXXXXX is complete — it is built as *.tmp and renamed after every
+// rank's files are fsynced; `latest` is moved only after that.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/nn/module.h>
+#include <torch/optim/optimizer.h>
+
+#include "model/model.h"
+
+namespace recur {
+class Config;
+}
+namespace recur::parallel {
+class Communicator;
+}
+
+namespace recur::checkpoint {
+
+// Exit code of a run that saved a checkpoint because it was asked to stop (SIGTERM/SIGUSR1):
+// "checkpointed — requeue me" (EX_TEMPFAIL).
+constexpr int kExitCheckpointed = 75;
+
+struct Progress {
+  int64_t step = 0;         // optimizer steps completed
+  int64_t tokens = 0;       // training positions seen (all ranks)
+  double loss = 0.0;        // mean loss of the last step
+  // The open logging window, so a resumed run logs exactly the records an uninterrupted one would.
+  double window_loss = 0.0, window_positions = 0.0;
+  int64_t window_steps = 0;
+};
+
+struct SaveRequest {
+  Progress progress;
+  torch::nn::Module* model = nullptr;
+  torch::optim::Optimizer* optimizer = nullptr;
+  const model::State* state = nullptr;   // this rank's rows of the recurrent state (may be empty)
+  int64_t first_row = 0;                 // global index of this rank's first stream
+  int64_t global_rows = 0;
+};
+
+class Checkpointer {
+ public:
+  Checkpointer(std::string run_dir, const Config& config, parallel::Communicator& comm);
+  // Collective: every rank calls it. Returns the committed directory.
+  std::string save(const SaveRequest& request);
+  // Applies checkpoint.keep_last / checkpoint.milestone_every (rank 0 deletes; others no-op).
+  void prune();
+  // Resolves --resume (auto | never | PATH) to a verified checkpoint directory, or "" to start fresh.
+  // auto: the newest checkpoint whose checksums verify; a damaged one is reported and skipped.
+  std::string resolve(const std::string& resume);
+  // Loads into the model and optimizer, restores this rank's RNG when the world size matches, and
+  // returns the progress and this rank's rows of the recurrent state.
+  Progress load(const std::string& dir, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
+                model::State* state, int64_t first_row, int64_t rows);
+  bool due(int64_t step) const;  // checkpoint.every_steps / every_minutes
+  std::string data_fingerprint() const { return data_fingerprint_; }
+
+ private:
+  std::string run_dir_, root_;
+  const Config& config_;
+  parallel::Communicator& comm_;
+  std::string data_fingerprint_;
+  double last_save_time_;
+};
+
+// Every checkpoint directory of a run, oldest first (complete ones only: step-XXXXXXXX).
+std::vector<std::string> list_checkpoints(const std::string& run_dir);
+// Recomputes the checksums of a checkpoint; one line per problem, empty when valid.
+std::vector<std::string> verify_checkpoint(const std::string& dir);
+nlohmann::json read_meta(const std::string& dir);
+
+// SIGTERM and SIGUSR1 set a flag that training checks at every step boundary.
+void install_stop_signals();
+bool stop_requested();
+
+class Checkpointed : public std::runtime_error {  // thrown after a signal-triggered save
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+}  // namespace recur::checkpoint
