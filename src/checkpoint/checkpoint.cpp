@@ -229,9 +229,12 @@ void Checkpointer::prune() {
   auto all = list_checkpoints(run_dir_);
   int64_t excess = static_cast<int64_t>(all.size()) - keep;
   for (int64_t i = 0; i < excess; ++i) {
-    int64_t step = read_meta(all[static_cast<size_t>(i)]).value("step", int64_t{-1});
-    if (milestone > 0 && step >= 0 && step % milestone == 0) continue;  // milestones are never deleted
-    remove_tree(all[static_cast<size_t>(i)]);
+    const std::string& dir = all[static_cast<size_t>(i)];
+    int64_t step = std::stoll(dir.substr(dir.size() - 8));
+    if (milestone > 0 && step % milestone == 0) continue;  // milestones are never deleted
+    // Rename first, so a crash halfway through the deletion never leaves a half-deleted step-XXXXXXXX.
+    std::string doomed = dir + ".deleting";
+    if (::rename(dir.c_str(), doomed.c_str()) == 0) remove_tree(doomed);
   }
 }
 

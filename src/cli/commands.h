@@ -14,5 +14,6 @@ int cmd_config(const Argv& args);
 int cmd_bench(const Argv& args);
 int cmd_train(const Argv& args);
 int cmd_eval(const Argv& args);
+int cmd_ckpt(const Argv& args);
 
 }  // namespace recur::cli

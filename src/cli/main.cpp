@@ -27,6 +27,8 @@ const Command kCommands[] = {
     {"gen", "write a synthetic dataset: `gen formal` (formal languages), `gen copy` (copy task)", recur::cli::cmd_gen},
     {"train", "train a model from a YAML config (+ --set overrides) into a run directory", recur::cli::cmd_train},
     {"eval", "evaluate a trained run on a split: BPC or perplexity, token accuracy", recur::cli::cmd_eval},
+    {"ckpt", "list, verify and inspect checkpoints: `ckpt list RUN_DIR`, `ckpt verify CKPT`, `ckpt inspect CKPT`",
+     recur::cli::cmd_ckpt},
     {"config", "list the config keys (`config keys`) or print a resolved config (`config show`)", recur::cli::cmd_config},
     {"bench", "measure hot paths: `bench data`, `bench step`, `bench allreduce`", recur::cli::cmd_bench},
 };

@@ -308,6 +308,11 @@ std::vector<std::string> Config::get_string_list(const std::string& key) const {
   return YAML::Load(raw(key, ValueType::kStringList)).as<std::vector<std::string>>();
 }
 
+std::string Config::value_text(const std::string& key) const {
+  auto it = values_.find(key);
+  return it == values_.end() ? "null" : it->second;
+}
+
 std::string Config::to_yaml() const {
   std::ostringstream out;
   std::string section;

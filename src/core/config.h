@@ -49,6 +49,7 @@ class Config {
   // Sets a value from YAML text, validated like an override.
   void set(const std::string& key, const std::string& yaml_value, const std::string& origin = "code");
 
+  std::string value_text(const std::string& key) const;  // the value as YAML text ("null" when unset)
   std::string to_yaml() const;              // the resolved config, nested by section, schema order
   void save(const std::string& path) const; // atomic write of to_yaml()
   // Keys whose values differ from `other` (for `recur ckpt inspect` and resume checks).
