@@ -159,7 +159,7 @@ std::string Checkpointer::save(const SaveRequest& r) {
     if (r.state) {
       for (const auto& [k, v] : r.state->tensors) write_tensor(f.get(), "state/" + k, v, path);
     }
-    f.reset();
+    h5::close_file(f, path);
     fsync_path(path);
   }
   if (rank == 0) {
@@ -168,6 +168,7 @@ std::string Checkpointer::save(const SaveRequest& r) {
       auto f = h5::create_file(mpath);
       for (const auto& p : r.model->named_parameters()) write_tensor(f.get(), p.key(), p.value(), mpath);
       for (const auto& b : r.model->named_buffers()) write_tensor(f.get(), b.key(), b.value(), mpath);
+      h5::close_file(f, mpath);
     }
     fsync_path(mpath);
     std::string opath = tmp + "/optimizer.h5";
@@ -179,6 +180,7 @@ std::string Checkpointer::save(const SaveRequest& r) {
           fail("checkpoint: unsupported optimizer state for {}", p.key());
         }
       }
+      h5::close_file(f, opath);
     }
     fsync_path(opath);
     json meta = {{"format", "recur-checkpoint"},

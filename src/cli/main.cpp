@@ -1,6 +1,7 @@
 // The `recur` binary: dispatches to a subcommand and turns every error into one clear line.
 // Exit codes: 0 success, 1 error, 2 bad command line (see docs/cli.md).
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -86,7 +87,10 @@ int main(int argc, char** argv) {
       return 2;
     } catch (const std::exception& e) {
       std::fprintf(stderr, "recur %s: error: %s\n", c.name, e.what());
-      return 1;
+      // Leave without the libraries' exit handlers: after an I/O failure HDF5 may still hold a file it
+      // could not close, and its shutdown would crash on it. Everything of ours is already on disk.
+      std::fflush(nullptr);
+      std::_Exit(1);
     }
   }
   std::fprintf(stderr, "recur: unknown command '%s' (see `recur --help`)\n", name.c_str());

@@ -19,6 +19,14 @@ Handle create_file(const std::string& path) {
   return Handle(id, H5Fclose);
 }
 
+void close_file(Handle& file, const std::string& path) {
+  hid_t id = file.get();
+  if (id < 0) return;
+  bool ok = H5Fflush(id, H5F_SCOPE_GLOBAL) >= 0;
+  file.reset();
+  if (!ok) fail("cannot write {} (disk full?)", path);
+}
+
 Handle open_file(const std::string& path, bool writable) {
   silence_errors();
   if (H5Fis_hdf5(path.c_str()) <= 0) {

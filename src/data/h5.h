@@ -43,6 +43,9 @@ class Handle {
 void silence_errors();  // turns off HDF5's automatic error printing (idempotent)
 
 Handle create_file(const std::string& path);             // truncates
+// Flushes and closes a file written by us, failing (disk full, I/O error) instead of losing the error
+// in a destructor.
+void close_file(Handle& file, const std::string& path);
 Handle open_file(const std::string& path, bool writable);
 Handle open_dataset(hid_t file, const std::string& name, const std::string& file_path);
 bool has_object(hid_t file, const std::string& name);

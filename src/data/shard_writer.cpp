@@ -114,8 +114,7 @@ void DatasetWriter::close_shard() {
   s.labels.reset();
   s.loss_mask.reset();
   s.tokens.reset();
-  if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) fail("{}: flush failed (disk full?)", s.path);
-  s.h5file.reset();
+  h5::close_file(s.h5file, s.path);
   info.file_checksum = checksum_file(s.path, &info.file_size);
   shards_.push_back(info);
   shard_.reset();
