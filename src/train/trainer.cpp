@@ -233,6 +233,7 @@ nlohmann::json run_training(const Config& c, const std::string& run_dir, const s
     std::fflush(stderr);
     comm->abort(1);
   }
+  return nlohmann::json();  // not reached: abort() does not return
 }
 
 nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const std::string& resume,
