@@ -451,7 +451,11 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const 
   const bool identical = world == 1 || parallel::ranks_hold_same_parameters(*model, comm);
   if (!identical) fail("rank {}: parameters differ between ranks after training (data-parallel bug)", rank);
   nlohmann::json result;
-  if (lead) {
+  const std::string eval_path = run_dir + "/eval.json";
+  if (lead && start_step == steps && path_exists(eval_path) &&
+      nlohmann::json::parse(read_file(eval_path)).value("step", int64_t{-1}) == steps) {
+    result = nlohmann::json::parse(read_file(eval_path));  // a finished run, resumed: nothing new to evaluate
+  } else if (lead) {
     torch::save(model, run_dir + "/model.pt");
     result = evaluate(*model, ds, "valid", c);
     result["step"] = steps;
@@ -460,7 +464,7 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const 
     result["ranks"] = world;
     result["ranks_identical"] = identical;
     if (reducer) result["buckets"] = reducer->num_buckets();
-    write_file_atomic(run_dir + "/eval.json", result.dump(2) + "\n");
+    write_file_atomic(eval_path, result.dump(2) + "\n");
   }
   comm.barrier();
   return result;
