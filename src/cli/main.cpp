@@ -8,6 +8,7 @@
 
 #include <H5public.h>
 #include <mpi.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <torch/version.h>
 
@@ -67,6 +68,8 @@ void print_version() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Logs go to stderr: stdout carries results (JSON lines, dumps) that scripts read.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("recur"));
   spdlog::set_pattern("[%H:%M:%S] %^%l%$: %v");
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
     print_help();
