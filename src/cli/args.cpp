@@ -185,4 +185,23 @@ double Args::get_double(const std::string& name) const {
   throw UsageError("--" + name + " expects a number, got '" + v + "'");
 }
 
+std::vector<double> Args::get_double_list(const std::string& name) const {
+  std::string text = get(name);
+  std::vector<double> out;
+  size_t start = 0;
+  while (true) {
+    size_t comma = text.find(',', start);
+    std::string part = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    try {
+      size_t used = 0;
+      out.push_back(std::stod(part, &used));
+      if (used != part.size()) throw std::invalid_argument(part);
+    } catch (...) {
+      throw UsageError("--" + name + " expects comma-separated numbers like 1,4,16, got '" + text + "'");
+    }
+    if (comma == std::string::npos) return out;
+    start = comma + 1;
+  }
+}
+
 }  // namespace recur::cli

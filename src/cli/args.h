@@ -32,6 +32,8 @@ class Args {
   bool get_flag(const std::string& name) const;
   int64_t get_int(const std::string& name) const;
   double get_double(const std::string& name) const;
+  // A comma-separated list of numbers ("0.9,0.05,0.05"); a UsageError names the option otherwise.
+  std::vector<double> get_double_list(const std::string& name) const;
 
  private:
   struct Spec {

@@ -170,19 +170,7 @@ int bench_allreduce(const Argv& argv) {
       .option("repeats", "N", "timed repetitions per size", "20")
       .option("backend", "NAME", "auto, mpi, nccl or single", "auto");
   if (!args.parse(argv)) return 0;
-  std::vector<double> sizes;
-  std::string text = args.get("sizes");
-  for (size_t start = 0; start <= text.size();) {
-    size_t comma = text.find(',', start);
-    std::string part = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    try {
-      sizes.push_back(std::stod(part));
-    } catch (...) {
-      throw UsageError("--sizes expects numbers like 1,4,16, got '" + text + "'");
-    }
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
+  std::vector<double> sizes = args.get_double_list("sizes");
   auto j = train::bench_allreduce(sizes, args.get_int("repeats"), args.get("backend"));
   if (j["rank"].get<int>() != 0) return 0;
   std::printf("bench allreduce: %d ranks (%s)\n", j["ranks"].get<int>(), j["backend"].get<std::string>().c_str());

@@ -104,20 +104,7 @@ int cmd_shard(const Argv& argv) {
   if (o.shards < 0) throw UsageError("--shards must be >= 0");
   o.force = args.get_flag("force");
   o.progress = !args.get_flag("quiet");
-  o.ratios.clear();
-  std::string ratios = args.get("split-ratios");
-  size_t start = 0;
-  while (start <= ratios.size()) {
-    size_t comma = ratios.find(',', start);
-    std::string part = ratios.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    try {
-      o.ratios.push_back(std::stod(part));
-    } catch (...) {
-      throw UsageError("--split-ratios expects three numbers like 0.9,0.05,0.05, got '" + ratios + "'");
-    }
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
+  o.ratios = args.get_double_list("split-ratios");
   if (o.ratios.size() != 3) throw UsageError("--split-ratios expects three numbers like 0.9,0.05,0.05");
   data::Manifest m = data::shard_corpus(o);
   print_summary(o.out_dir, m);

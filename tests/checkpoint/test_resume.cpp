@@ -20,6 +20,7 @@
 #include "core/hash.h"
 #include "data/corpora.h"
 #include "model/model.h"
+#include "../common/runs.h"
 
 namespace recur {
 namespace {
@@ -41,15 +42,8 @@ int run(const std::string& cmd) {
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
 }
 
-std::shared_ptr<model::LanguageModel> load_run(const std::string& dir) {
-  Config c = Config::load(dir + "/config.yaml");
-  auto m = model::make_model(c, 256);
-  torch::load(m, dir + "/model.pt");
-  return m;
-}
-
 void expect_same_parameters(const std::string& a, const std::string& b, double tolerance) {
-  auto x = load_run(a), y = load_run(b);
+  auto x = test::load_run(a), y = test::load_run(b);
   auto py = y->named_parameters();
   for (const auto& item : x->named_parameters()) {
     if (tolerance == 0) {
@@ -73,17 +67,7 @@ class Resume : public ::testing::Test {
   static void SetUpTestSuite() {
     g_root = "/tmp/recur-test-resume-" + std::to_string(::getpid());
     make_dirs(g_root);
-    std::string text;
-    std::mt19937 rng(5);
-    const char* words[] = {"one ", "two ", "three ", "four ", "five\n"};
-    while (text.size() < 150000) text += words[rng() % 5];
-    write_file_atomic(g_root + "/corpus.txt", text);
-    data::ShardOptions o;
-    o.corpus = "bytes";
-    o.inputs = {g_root + "/corpus.txt"};
-    o.out_dir = g_root + "/data";
-    o.progress = false;
-    data::shard_corpus(o);
+    test::make_word_dataset(g_root, {"one ", "two ", "three ", "four ", "five\n"}, 150000, 5);
   }
   static void TearDownTestSuite() { remove_tree(g_root); }
 };

@@ -15,6 +15,7 @@
 #include "model/model.h"
 #include "parallel/communicator.h"
 #include "parallel/reducer.h"
+#include "../common/runs.h"
 
 namespace recur {
 namespace {
@@ -38,13 +39,6 @@ std::string recur_train(int ranks, const std::string& tiny, const std::string& r
   return run_cmd("mpirun -np " + std::to_string(ranks) + " --allow-run-as-root --oversubscribe --bind-to none " + base);
 }
 
-std::shared_ptr<model::LanguageModel> load_run(const std::string& run) {
-  Config c = Config::load(run + "/config.yaml");
-  auto m = model::make_model(c, 256);
-  torch::load(m, run + "/model.pt");
-  return m;
-}
-
 // max over parameter tensors of ||x - y|| / ||x||.
 double max_relative_difference(model::LanguageModel& a, model::LanguageModel& b) {
   double worst = 0;
@@ -64,17 +58,7 @@ class DataParallel : public ::testing::Test {
   static void SetUpTestSuite() {
     g_root = "/tmp/recur-test-dp-" + std::to_string(::getpid());
     make_dirs(g_root);
-    std::string text;
-    std::mt19937 rng(11);
-    const char* words[] = {"alpha ", "beta ", "gamma ", "delta ", "epsilon\n"};
-    while (text.size() < 200000) text += words[rng() % 5];
-    write_file_atomic(g_root + "/corpus.txt", text);
-    data::ShardOptions o;
-    o.corpus = "bytes";
-    o.inputs = {g_root + "/corpus.txt"};
-    o.out_dir = g_root + "/data";
-    o.progress = false;
-    data::shard_corpus(o);
+    test::make_word_dataset(g_root, {"alpha ", "beta ", "gamma ", "delta ", "epsilon\n"}, 200000, 11);
   }
   static void TearDownTestSuite() { remove_tree(g_root); }
 };
@@ -84,7 +68,7 @@ TEST_F(DataParallel, TwoRanksEqualOneProcessWithTheWholeBatch) {
     std::string one = g_root + "/one-" + tiny, two = g_root + "/two-" + tiny;
     recur_train(1, tiny, one, "");
     recur_train(2, tiny, two, "");
-    auto a = load_run(one), b = load_run(two);
+    auto a = test::load_run(one), b = test::load_run(two);
     EXPECT_LT(max_relative_difference(*a, *b), 1e-5) << tiny;
     auto eval = nlohmann::json::parse(read_file(two + "/eval.json"));
     EXPECT_EQ(eval["ranks"], 2);
@@ -100,7 +84,7 @@ TEST_F(DataParallel, ResultDoesNotDependOnBucketSize) {
   auto e_one = nlohmann::json::parse(read_file(one + "/eval.json"));
   EXPECT_GT(e_many["buckets"].get<int>(), 5);
   EXPECT_EQ(e_one["buckets"].get<int>(), 1);
-  auto a = load_run(many), b = load_run(one);
+  auto a = test::load_run(many), b = test::load_run(one);
   for (const auto& item : a->named_parameters()) {
     EXPECT_TRUE(torch::equal(item.value(), b->named_parameters()[item.key()])) << item.key();
   }
