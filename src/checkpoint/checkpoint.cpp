@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <future>
 
 #include <spdlog/spdlog.h>
 
@@ -76,19 +77,6 @@ std::string rank_file(int rank) { return fmt::format("rank-{:04d}.h5", rank); }
 
 // Adam and AdamW keep the same per-parameter state (step, first and second moments).
 template <typename ParamState>
-bool save_moments(torch::optim::Optimizer& opt, const torch::Tensor& p, hid_t f, const std::string& name,
-                  const std::string& path) {
-  auto it = opt.state().find(p.unsafeGetTensorImpl());
-  if (it == opt.state().end()) return true;
-  auto* s = dynamic_cast<ParamState*>(it->second.get());
-  if (!s) return false;
-  write_tensor(f, name + "/exp_avg", s->exp_avg(), path);
-  write_tensor(f, name + "/exp_avg_sq", s->exp_avg_sq(), path);
-  write_tensor(f, name + "/step", torch::tensor({s->step()}, torch::kInt64), path);
-  return true;
-}
-
-template <typename ParamState>
 void load_moments(torch::optim::Optimizer& opt, const torch::Tensor& p, hid_t f, const std::string& name,
                   const std::string& path) {
   if (!h5::has_object(f, name)) return;  // no state yet for this parameter
@@ -116,7 +104,13 @@ void install_stop_signals() {
 bool stop_requested() { return g_stop.load(); }
 
 Checkpointer::Checkpointer(std::string run_dir, const Config& config, parallel::Communicator& comm)
-    : run_dir_(std::move(run_dir)), root_(run_dir_ + "/checkpoints"), config_(config), comm_(comm), last_save_time_(now_s()) {
+    : run_dir_(std::move(run_dir)),
+      root_(run_dir_ + "/checkpoints"),
+      config_(config),
+      comm_(comm),
+      host_(comm.host_duplicate()),
+      async_(config.get_bool("checkpoint.async")),
+      last_save_time_(now_s()) {
   // What must not change across a resume for the data order to continue: the dataset and its cut.
   std::string fp = read_file(expand_user(config.get_string("data.path")) + "/manifest.json");
   for (const char* k : {"train.batch_size", "train.tgt_len", "train.seed"}) fp += std::to_string(config.get_int(k));
@@ -131,34 +125,140 @@ bool Checkpointer::due(int64_t step) const {
   return minutes > 0 && now_s() - last_save_time_ >= 60.0 * minutes;
 }
 
+// A host copy of everything one save writes, taken at a step boundary on the training thread.
+struct Snapshot {
+  Progress progress;
+  int64_t first_row = 0, global_rows = 0, state_rows = 0;
+  torch::Tensor rng;
+  std::vector<std::pair<std::string, torch::Tensor>> state, params, moments;  // moments: rank 0 only
+};
+
+namespace {
+
+// `copy`: a host copy (async saves) — into `reuse` when it has the same shape and type, so repeated
+// saves do not pay for fresh pages; otherwise host views of the live tensors (sync saves, which
+// finish before training touches them again).
+torch::Tensor host(const torch::Tensor& t, bool copy, const torch::Tensor& reuse = {}) {
+  auto d = t.detach();
+  if (copy && reuse.defined() && reuse.sizes() == d.sizes() && reuse.scalar_type() == d.scalar_type()) {
+    torch::NoGradGuard ng;
+    reuse.copy_(d);
+    return reuse;
+  }
+  if (!d.device().is_cpu()) return d.to(torch::kCPU, /*non_blocking=*/false, /*copy=*/true).contiguous();
+  return copy ? d.clone(at::MemoryFormat::Contiguous) : d.contiguous();
+}
+
+// The tensor at `index` of a previous snapshot's list when it has the same name.
+torch::Tensor reusable(const std::vector<std::pair<std::string, torch::Tensor>>* list, size_t index, const std::string& name) {
+  if (!list || index >= list->size() || (*list)[index].first != name) return {};
+  return (*list)[index].second;
+}
+
+template <typename ParamState>
+bool snapshot_moments(torch::optim::Optimizer& opt, const torch::Tensor& p, const std::string& name, bool copy,
+                      const std::vector<std::pair<std::string, torch::Tensor>>* old,
+                      std::vector<std::pair<std::string, torch::Tensor>>* out) {
+  auto it = opt.state().find(p.unsafeGetTensorImpl());
+  if (it == opt.state().end()) return true;
+  auto* s = dynamic_cast<ParamState*>(it->second.get());
+  if (!s) return false;
+  out->emplace_back(name + "/exp_avg", host(s->exp_avg(), copy, reusable(old, out->size(), name + "/exp_avg")));
+  out->emplace_back(name + "/exp_avg_sq", host(s->exp_avg_sq(), copy, reusable(old, out->size(), name + "/exp_avg_sq")));
+  out->emplace_back(name + "/step", torch::tensor({s->step()}, torch::kInt64));
+  return true;
+}
+
+}  // namespace
+
+std::shared_ptr<Snapshot> Checkpointer::snapshot(const SaveRequest& r, bool copy, const Snapshot* old) const {
+  auto s = std::make_shared<Snapshot>();
+  s->progress = r.progress;
+  s->first_row = r.first_row;
+  s->global_rows = r.global_rows;
+  at::Generator gen = at::detail::getDefaultCPUGenerator();
+  {
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    s->rng = gen.get_state();
+  }
+  if (r.state && !r.state->empty()) {
+    s->state_rows = r.state->tensors.begin()->second.size(0);
+    for (const auto& [k, v] : r.state->tensors) s->state.emplace_back(k, host(v, copy));
+  }
+  if (comm_.rank() == 0) {
+    const auto* old_params = old ? &old->params : nullptr;
+    const auto* old_moments = old ? &old->moments : nullptr;
+    for (const auto& p : r.model->named_parameters()) {
+      s->params.emplace_back(p.key(), host(p.value(), copy, reusable(old_params, s->params.size(), p.key())));
+    }
+    for (const auto& b : r.model->named_buffers()) {
+      s->params.emplace_back(b.key(), host(b.value(), copy, reusable(old_params, s->params.size(), b.key())));
+    }
+    for (const auto& p : r.model->named_parameters()) {
+      if (!snapshot_moments<torch::optim::AdamParamState>(*r.optimizer, p.value(), p.key(), copy, old_moments, &s->moments) &&
+          !snapshot_moments<torch::optim::AdamWParamState>(*r.optimizer, p.value(), p.key(), copy, old_moments, &s->moments)) {
+        fail("checkpoint: unsupported optimizer state for {}", p.key());
+      }
+    }
+  }
+  return s;
+}
+
 std::string Checkpointer::save(const SaveRequest& r) {
-  const int rank = comm_.rank(), world = comm_.world_size();
-  const std::string final_dir = root_ + "/" + step_name(r.progress.step);
+  wait();  // at most one save in flight
+  last_save_time_ = now_s();
+  const std::string dir = root_ + "/" + step_name(r.progress.step);
+  if (!async_) {
+    write(*snapshot(r, /*copy=*/false));
+    return dir;
+  }
+  // The previous snapshot is fully written (wait() above): its host buffers take this one's copy.
+  auto snap = snapshot(r, /*copy=*/true, previous_.get());
+  previous_ = snap;
+  in_flight_ = std::async(std::launch::async, [this, snap]() { write(*snap); });
+  return dir;
+}
+
+void Checkpointer::wait() {
+  if (!in_flight_.valid()) return;
+  auto f = std::move(in_flight_);
+  f.get();  // rethrows the background writer's error
+}
+
+void Checkpointer::poll() {
+  if (in_flight_.valid() && in_flight_.wait_for(std::chrono::seconds(0)) == std::future_status::ready) wait();
+}
+
+bool Checkpointer::saving() const {
+  return in_flight_.valid() && in_flight_.wait_for(std::chrono::seconds(0)) != std::future_status::ready;
+}
+
+Checkpointer::~Checkpointer() {
+  try {
+    wait();
+  } catch (const std::exception& e) {
+    spdlog::error("checkpoint save failed: {}", e.what());
+  }
+}
+
+void Checkpointer::write(const Snapshot& s) {
+  parallel::Communicator& comm = *host_;
+  const int rank = comm.rank(), world = comm.world_size();
+  const std::string final_dir = root_ + "/" + step_name(s.progress.step);
   const std::string tmp = final_dir + ".tmp";
   if (rank == 0) {
     make_dirs(root_);
     remove_tree(tmp);
-    remove_tree(final_dir);  // a re-save of the same step (after a resume) replaces it whole
     make_dirs(tmp);
   }
-  comm_.barrier();
+  comm.barrier();
   // Every rank: its RNG and its rows of the recurrent state, in parallel.
   {
     std::string path = tmp + "/" + rank_file(rank);
     auto f = h5::create_file(path);
-    at::Generator gen = at::detail::getDefaultCPUGenerator();
-    torch::Tensor rng;
-    {
-      std::lock_guard<std::mutex> lock(gen.mutex());
-      rng = gen.get_state();
-    }
-    write_tensor(f.get(), "rng/cpu", rng, path);
-    write_tensor(f.get(), "rows", torch::tensor({r.first_row, r.state && !r.state->empty()
-                                                                  ? r.state->tensors.begin()->second.size(0)
-                                                                  : int64_t{0}}, torch::kInt64), path);
-    if (r.state) {
-      for (const auto& [k, v] : r.state->tensors) write_tensor(f.get(), "state/" + k, v, path);
-    }
+    write_tensor(f.get(), "rng/cpu", s.rng, path);
+    write_tensor(f.get(), "rows", torch::tensor({s.first_row, s.state_rows}, torch::kInt64), path);
+    for (const auto& [k, v] : s.state) write_tensor(f.get(), "state/" + k, v, path);
     h5::close_file(f, path);
     fsync_path(path);
   }
@@ -166,39 +266,33 @@ std::string Checkpointer::save(const SaveRequest& r) {
     std::string mpath = tmp + "/model.h5";
     {
       auto f = h5::create_file(mpath);
-      for (const auto& p : r.model->named_parameters()) write_tensor(f.get(), p.key(), p.value(), mpath);
-      for (const auto& b : r.model->named_buffers()) write_tensor(f.get(), b.key(), b.value(), mpath);
+      for (const auto& [k, v] : s.params) write_tensor(f.get(), k, v, mpath);
       h5::close_file(f, mpath);
     }
     fsync_path(mpath);
     std::string opath = tmp + "/optimizer.h5";
     {
       auto f = h5::create_file(opath);
-      for (const auto& p : r.model->named_parameters()) {
-        if (!save_moments<torch::optim::AdamParamState>(*r.optimizer, p.value(), f.get(), p.key(), opath) &&
-            !save_moments<torch::optim::AdamWParamState>(*r.optimizer, p.value(), f.get(), p.key(), opath)) {
-          fail("checkpoint: unsupported optimizer state for {}", p.key());
-        }
-      }
+      for (const auto& [k, v] : s.moments) write_tensor(f.get(), k, v, opath);
       h5::close_file(f, opath);
     }
     fsync_path(opath);
     json meta = {{"format", "recur-checkpoint"},
                  {"format_version", kFormatVersion},
-                 {"step", r.progress.step},
-                 {"tokens", r.progress.tokens},
-                 {"loss", r.progress.loss},
-                 {"window", {{"loss", r.progress.window_loss}, {"positions", r.progress.window_positions},
-                             {"steps", r.progress.window_steps}}},
+                 {"step", s.progress.step},
+                 {"tokens", s.progress.tokens},
+                 {"loss", s.progress.loss},
+                 {"window", {{"loss", s.progress.window_loss}, {"positions", s.progress.window_positions},
+                             {"steps", s.progress.window_steps}}},
                  {"world_size", world},
-                 {"global_rows", r.global_rows},
+                 {"global_rows", s.global_rows},
                  {"model", config_.get_string("model.type")},
                  {"recur_version", version_string()},
                  {"data_fingerprint", data_fingerprint_},
                  {"config", config_.to_yaml()}};
     write_file_atomic(tmp + "/meta.json", meta.dump(2) + "\n");
   }
-  comm_.barrier();  // every rank's files are on disk before the commit
+  comm.barrier();  // every rank's files are on disk before the commit
   if (rank == 0) {
     json files = json::object();
     DIR* d = ::opendir(tmp.c_str());
@@ -211,21 +305,28 @@ std::string Checkpointer::save(const SaveRequest& r) {
       files[name] = {{"size", size}, {"checksum", sum}};
     }
     ::closedir(d);
-    json manifest = {{"format", "recur-checkpoint"}, {"format_version", kFormatVersion}, {"step", r.progress.step},
+    json manifest = {{"format", "recur-checkpoint"}, {"format_version", kFormatVersion}, {"step", s.progress.step},
                      {"files", files}};
     write_file_atomic(tmp + "/manifest.json", manifest.dump(2) + "\n");  // the commit marker, written last
     fsync_path(tmp);
+    // A re-save of the same step (after a resume) replaces the old directory only now, when the new
+    // one is complete: move the old one aside, rename, then delete it.
+    if (path_exists(final_dir)) {
+      std::string old = final_dir + ".deleting";
+      remove_tree(old);
+      if (::rename(final_dir.c_str(), old.c_str()) != 0) fail("cannot replace {}: {}", final_dir, std::strerror(errno));
+    }
     if (::rename(tmp.c_str(), final_dir.c_str()) != 0) fail("cannot commit checkpoint {}: {}", final_dir, std::strerror(errno));
     fsync_path(root_);
-    write_file_atomic(root_ + "/latest", step_name(r.progress.step) + "\n");
+    write_file_atomic(root_ + "/latest", step_name(s.progress.step) + "\n");
+    remove_tree(final_dir + ".deleting");
+    prune();
   }
-  comm_.barrier();
-  last_save_time_ = now_s();
-  return final_dir;
+  comm.barrier();
 }
 
 void Checkpointer::prune() {
-  if (comm_.rank() != 0) return;
+  if (host_->rank() != 0) return;
   const int64_t keep = config_.get_int("checkpoint.keep_last");
   const int64_t milestone = config_.get_int("checkpoint.milestone_every");
   auto all = list_checkpoints(run_dir_);
@@ -327,7 +428,7 @@ std::string Checkpointer::resolve(const std::string& resume) {
   // Every rank must agree on the choice: rank 0 broadcasts the step (-1 = none).
   int64_t step = chosen.empty() ? -1 : read_meta(chosen).value("step", int64_t{-1});
   auto t = torch::tensor({step}, torch::kInt64);
-  comm_.broadcast(t, 0);
+  host_->broadcast(t, 0);
   step = t.item<int64_t>();
   if (step < 0) return "";
   return resume == "auto" ? root_ + "/" + step_name(step) : resume;

@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstdint>
+#include <future>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -45,11 +47,23 @@ struct SaveRequest {
   int64_t global_rows = 0;
 };
 
+struct Snapshot;
+
 class Checkpointer {
  public:
+  // Collective (duplicates the communicator for its own host-side collectives).
   Checkpointer(std::string run_dir, const Config& config, parallel::Communicator& comm);
-  // Collective: every rank calls it. Returns the committed directory.
+  ~Checkpointer();  // waits for a save in flight (an error is logged)
+  // Collective: every rank calls it at the same step. Returns the checkpoint directory. Synchronous
+  // (default): returns once the checkpoint is committed and old ones pruned. With checkpoint.async:
+  // waits for the previous save if one is still in flight, copies parameters, optimizer state, RNG
+  // and recurrent state to host memory, and returns while a background thread writes and commits.
   std::string save(const SaveRequest& request);
+  // Blocks until the save in flight (if any) is committed; rethrows its error.
+  void wait();
+  // Rethrows the error of a background save that has already finished; never blocks.
+  void poll();
+  bool saving() const;  // a background save is in flight
   // Applies checkpoint.keep_last / checkpoint.milestone_every (rank 0 deletes; others no-op).
   void prune();
   // Resolves --resume (auto | never | PATH) to a verified checkpoint directory, or "" to start fresh.
@@ -63,9 +77,16 @@ class Checkpointer {
   std::string data_fingerprint() const { return data_fingerprint_; }
 
  private:
+  std::shared_ptr<Snapshot> snapshot(const SaveRequest& request, bool copy, const Snapshot* old = nullptr) const;
+  void write(const Snapshot& snapshot);  // on host_; the training thread or the background writer
+
   std::string run_dir_, root_;
   const Config& config_;
   parallel::Communicator& comm_;
+  std::unique_ptr<parallel::Communicator> host_;  // host-side collectives, never interleaved with training's
+  bool async_ = false;
+  std::future<void> in_flight_;
+  std::shared_ptr<Snapshot> previous_;  // the last async snapshot, whose host buffers the next one reuses
   std::string data_fingerprint_;
   double last_save_time_;
 };

@@ -182,15 +182,62 @@ int bench_allreduce(const Argv& argv) {
   return 0;
 }
 
+int bench_ckpt(const Argv& argv) {
+  Args args("recur bench ckpt --config FILE [--set k=v]... [options]",
+            "Checkpoint save cost of the configured model with Adam state, synchronous vs asynchronous\n"
+            "(checkpoint.async): save time until committed, MB/s, the time the training thread is blocked\n"
+            "(stall), and how much compute on the training thread slows while the background writer runs.\n"
+            "Checkpoints go to a temporary run directory, removed afterwards.");
+  args.required("config", "FILE", "model config (e.g. configs/models/rsa_xl_enwik8.yaml)")
+      .list("set", "KEY=VALUE", "override a config key")
+      .option("dir", "DIR", "where to write (default: a new directory under /tmp)")
+      .option("repeats", "N", "saves per mode", "3");
+  if (!args.parse(argv)) return 0;
+  std::string data = make_temp_dataset(1 << 20);
+  std::string dir = args.has("dir") ? args.get("dir") : "/tmp/recur-bench-ckpt-" + std::to_string(::getpid());
+  if (path_exists(dir + "/checkpoints")) fail("{} already holds checkpoints; choose another --dir", dir);
+  struct Cleanup {
+    std::string data, dir;
+    ~Cleanup() {
+      remove_tree(data);
+      remove_tree(dir);
+    }
+  } cleanup{data, dir};
+  std::vector<std::string> sets = args.get_list("set");
+  sets.push_back("data.path=" + data);
+  Config c = Config::load(args.get("config"), sets);
+  train::CkptBenchOptions o;
+  o.dir = dir;
+  o.repeats = args.get_int("repeats");
+  auto j = train::bench_ckpt(c, o);
+  std::printf("bench ckpt: %s, %lld parameters, %.1f MB per checkpoint, in %s\n", j["model"].get<std::string>().c_str(),
+              static_cast<long long>(j["parameters"].get<int64_t>()), j["sync"]["mb"].get<double>(), dir.c_str());
+  for (const char* mode : {"sync", "async"}) {
+    const auto& r = j[mode];
+    std::printf("  %-5s save %.3f s (%.0f MB/s), training stalled %.3f s", mode, r["save_s"].get<double>(),
+                r["mb_per_s"].get<double>(), r["stall_s"].get<double>());
+    if (r.contains("compute_slowdown_while_writing")) {
+      std::printf(", compute %.0f%% slower while writing", 100.0 * r["compute_slowdown_while_writing"].get<double>());
+    }
+    std::printf("\n");
+  }
+  std::printf("  async stall = %.1f%% of a synchronous save (target < 10%%)\n",
+              100.0 * j["async_stall_fraction_of_sync_save"].get<double>());
+  std::printf("%s\n", j.dump().c_str());
+  return 0;
+}
+
 }  // namespace
 
 int cmd_bench(const Argv& argv) {
+  if (!argv.empty() && argv[0] == "ckpt") return bench_ckpt(Argv(argv.begin() + 1, argv.end()));
   if (!argv.empty() && argv[0] == "data") return bench_data(Argv(argv.begin() + 1, argv.end()));
   if (!argv.empty() && argv[0] == "step") return bench_step(Argv(argv.begin() + 1, argv.end()));
   if (!argv.empty() && argv[0] == "allreduce") return bench_allreduce(Argv(argv.begin() + 1, argv.end()));
-  Args args("recur bench {data,step,allreduce} [options]",
+  Args args("recur bench {data,step,allreduce,ckpt} [options]",
             "Measure a hot path: data (loader tokens/s), step (training step time, REM share; under mpirun also\n"
-            "all-reduce time and the fraction hidden behind backward), allreduce (collective latency/bandwidth).");
+            "all-reduce time and the fraction hidden behind backward), allreduce (collective latency/bandwidth),\n"
+            "ckpt (checkpoint save time, MB/s and training stall, synchronous vs asynchronous).");
   if (!args.parse(argv)) return 0;
   throw UsageError("expected a benchmark name, e.g. `recur bench data`");
 }

@@ -20,6 +20,7 @@ class SingleCommunicator : public Communicator {
   void broadcast(torch::Tensor&, int) override {}
   void barrier() override {}
   torch::Tensor all_gather(const torch::Tensor& t) override { return t.unsqueeze(0).clone(); }
+  std::unique_ptr<Communicator> host_duplicate() override { return std::make_unique<SingleCommunicator>(); }
   [[noreturn]] void abort(int code) override { std::_Exit(code); }
 };
 

@@ -23,6 +23,10 @@ class Communicator {
   virtual void broadcast(torch::Tensor& tensor, int root) = 0;   // in place
   virtual void barrier() = 0;
   virtual torch::Tensor all_gather(const torch::Tensor& tensor) = 0;  // [world, ...tensor.shape]
+  // An independent communicator over the same ranks for host-side work (CPU tensors) from another
+  // thread, e.g. the asynchronous checkpoint writer: its collectives never interleave with this one's.
+  // Collective: every rank calls it at the same point.
+  virtual std::unique_ptr<Communicator> host_duplicate() = 0;
   // Ends the whole job after a fatal error on this rank (MPI_Abort; NCCL communicator abort).
   [[noreturn]] virtual void abort(int code) = 0;
 };
@@ -34,6 +38,8 @@ std::unique_ptr<Communicator> make_communicator(const std::string& backend, cons
 
 std::unique_ptr<Communicator> make_single_communicator();
 std::unique_ptr<Communicator> make_mpi_communicator(const LaunchInfo& launch);
+// An MPI communicator on a duplicate of MPI_COMM_WORLD (host-side companion of the NCCL communicator).
+std::unique_ptr<Communicator> make_mpi_duplicate_of_world(const LaunchInfo& launch);
 // Throws when this build has no NCCL.
 std::unique_ptr<Communicator> make_nccl_communicator(const LaunchInfo& launch);
 bool nccl_available();

@@ -32,11 +32,27 @@ class MpiCommunicator : public Communicator {
  public:
   explicit MpiCommunicator(const LaunchInfo& launch) : launch_(launch) {
     ensure_mpi_initialized();
-    RECUR_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank_), rank_);
-    RECUR_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &world_), rank_);
-    if (launch.world_size != world_ && launch.launcher != "none") {
+    init();
+  }
+  // A duplicate of `parent` (MPI_Comm_dup, collective over its ranks).
+  MpiCommunicator(const LaunchInfo& launch, MPI_Comm parent) : launch_(launch) {
+    ensure_mpi_initialized();
+    RECUR_MPI_CHECK(MPI_Comm_dup(parent, &comm_), rank_);
+    MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
+    owned_ = true;
+    init();
+  }
+  ~MpiCommunicator() override {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (owned_ && !finalized) MPI_Comm_free(&comm_);
+  }
+  void init() {
+    RECUR_MPI_CHECK(MPI_Comm_rank(comm_, &rank_), rank_);
+    RECUR_MPI_CHECK(MPI_Comm_size(comm_, &world_), rank_);
+    if (launch_.world_size != world_ && launch_.launcher != "none") {
       fail("rank {}: the launcher says {} ranks ({}), MPI says {}; start every rank with the same launcher", rank_,
-           launch.world_size, launch.launcher, world_);
+           launch_.world_size, launch_.launcher, world_);
     }
   }
   std::string backend() const override { return "mpi"; }
@@ -46,13 +62,13 @@ class MpiCommunicator : public Communicator {
   void all_reduce_sum(torch::Tensor& t) override {
     check_cpu_contiguous(t, "all_reduce");
     RECUR_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t), MPI_SUM,
-                                  MPI_COMM_WORLD), rank_);
+                                  comm_), rank_);
   }
   void broadcast(torch::Tensor& t, int root) override {
     check_cpu_contiguous(t, "broadcast");
-    RECUR_MPI_CHECK(MPI_Bcast(t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t), root, MPI_COMM_WORLD), rank_);
+    RECUR_MPI_CHECK(MPI_Bcast(t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t), root, comm_), rank_);
   }
-  void barrier() override { RECUR_MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD), rank_); }
+  void barrier() override { RECUR_MPI_CHECK(MPI_Barrier(comm_), rank_); }
   torch::Tensor all_gather(const torch::Tensor& t) override {
     auto in = t.contiguous();
     check_cpu_contiguous(in, "all_gather");
@@ -60,9 +76,10 @@ class MpiCommunicator : public Communicator {
     for (auto s : in.sizes()) shape.push_back(s);
     auto out = torch::empty(shape, in.options());
     RECUR_MPI_CHECK(MPI_Allgather(in.data_ptr(), static_cast<int>(in.numel()), mpi_type(in), out.data_ptr(),
-                                  static_cast<int>(in.numel()), mpi_type(in), MPI_COMM_WORLD), rank_);
+                                  static_cast<int>(in.numel()), mpi_type(in), comm_), rank_);
     return out;
   }
+  std::unique_ptr<Communicator> host_duplicate() override { return std::make_unique<MpiCommunicator>(launch_, comm_); }
   [[noreturn]] void abort(int code) override {
     MPI_Abort(MPI_COMM_WORLD, code);
     std::_Exit(code);
@@ -70,6 +87,8 @@ class MpiCommunicator : public Communicator {
 
  private:
   LaunchInfo launch_;
+  MPI_Comm comm_ = MPI_COMM_WORLD;
+  bool owned_ = false;
   int rank_ = 0, world_ = 1;
 };
 
@@ -103,6 +122,10 @@ std::string mpi_error_string(int code) {
 
 std::unique_ptr<Communicator> make_mpi_communicator(const LaunchInfo& launch) {
   return std::make_unique<MpiCommunicator>(launch);
+}
+
+std::unique_ptr<Communicator> make_mpi_duplicate_of_world(const LaunchInfo& launch) {
+  return std::make_unique<MpiCommunicator>(launch, MPI_COMM_WORLD);
 }
 
 }  // namespace recur::parallel

@@ -104,6 +104,7 @@ class NcclCommunicator : public Communicator {
     wait("all_gather");
     return out;
   }
+  std::unique_ptr<Communicator> host_duplicate() override { return make_mpi_duplicate_of_world(launch_); }
   [[noreturn]] void abort(int code) override {
     if (comm_) ncclCommAbort(comm_);
     comm_ = nullptr;

@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <chrono>
 
+#include "checkpoint/checkpoint.h"
 #include "core/config.h"
+#include "core/fs.h"
 #include "core/error.h"
 #include "model/model.h"
 #include "parallel/communicator.h"
@@ -149,6 +151,97 @@ nlohmann::json bench_allreduce(const std::vector<double>& sizes_mb, int64_t repe
   }
   return {{"bench", "allreduce"}, {"ranks", comm->world_size()}, {"backend", comm->backend()}, {"rank", comm->rank()},
           {"sizes", rows}};
+}
+
+}  // namespace recur::train
+
+namespace recur::train {
+namespace {
+
+uint64_t dir_bytes(const std::string& dir) {
+  uint64_t total = 0;
+  const auto manifest = nlohmann::json::parse(read_file(dir + "/manifest.json"));
+  for (const auto& item : manifest.at("files").items()) total += item.value().value("size", uint64_t{0});
+  return total;
+}
+
+// Matrix products per second on this thread: a stand-in for training compute, to see what a
+// background writer takes from it.
+double compute_rate(double seconds) {
+  auto a = torch::randn({256, 256});
+  auto b = torch::randn({256, 256});
+  int64_t n = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  double el = 0;
+  do {
+    for (int i = 0; i < 8; ++i) a = torch::mm(a, b).tanh_();
+    n += 8;
+    el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  } while (el < seconds);
+  return static_cast<double>(n) / el;
+}
+
+}  // namespace
+
+nlohmann::json bench_ckpt(const Config& base, const CkptBenchOptions& o) {
+  using Clock = std::chrono::steady_clock;
+  auto secs = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); };
+  auto comm = parallel::make_single_communicator();
+  auto model = model::make_model(base, o.vocab);
+  torch::optim::Adam opt(model->parameters(), torch::optim::AdamOptions(1e-4));
+  {  // one update, so Adam holds its moments (the state a real checkpoint carries)
+    torch::NoGradGuard ng;
+    for (auto& p : model->parameters()) p.mutable_grad() = torch::randn_like(p) * 1e-3;
+  }
+  opt.step();
+  opt.zero_grad();
+  const int64_t params = model::count_parameters(*model);
+  nlohmann::json out = {{"bench", "ckpt"}, {"model", model->type()}, {"parameters", params}, {"dir", o.dir}};
+  for (bool async : {false, true}) {
+    Config c = base;
+    c.set("checkpoint.async", async ? "true" : "false");
+    c.set("checkpoint.keep_last", "2");
+    checkpoint::Checkpointer ckpt(o.dir, c, *comm);
+    std::vector<double> stall, total, rate, slowdown;
+    uint64_t bytes = 0;
+    for (int64_t i = 0; i < o.repeats; ++i) {
+      checkpoint::SaveRequest req;
+      req.progress.step = (async ? 1000 : 0) + i + 1;
+      req.model = model.get();
+      req.optimizer = &opt;
+      auto t0 = Clock::now();
+      std::string dir = ckpt.save(req);
+      auto t1 = Clock::now();
+      double busy = 0;
+      if (async) {
+        // Compute alongside the writer, then compare with compute alone.
+        double during = 0;
+        int64_t rounds = 0;
+        while (ckpt.saving()) {
+          during += compute_rate(0.2);
+          ++rounds;
+        }
+        busy = rounds > 0 ? during / static_cast<double>(rounds) : 0;
+      }
+      ckpt.wait();
+      auto t2 = Clock::now();
+      bytes = dir_bytes(dir);
+      stall.push_back(secs(t0, t1));
+      total.push_back(secs(t0, t2));
+      rate.push_back(static_cast<double>(bytes) / 1e6 / secs(t0, t2));
+      if (async && busy > 0) slowdown.push_back(1.0 - busy / compute_rate(1.0));
+      if (o.progress) {
+        std::fprintf(stderr, "  %s save %lld/%lld: stall %.3f s, committed after %.3f s\n", async ? "async" : "sync",
+                     static_cast<long long>(i + 1), static_cast<long long>(o.repeats), stall.back(), total.back());
+      }
+    }
+    nlohmann::json r = {{"stall_s", median(stall)}, {"save_s", median(total)}, {"mb", static_cast<double>(bytes) / 1e6},
+                        {"mb_per_s", median(rate)}};
+    if (!slowdown.empty()) r["compute_slowdown_while_writing"] = median(slowdown);
+    out[async ? "async" : "sync"] = r;
+  }
+  out["async_stall_fraction_of_sync_save"] = out["async"]["stall_s"].get<double>() / out["sync"]["save_s"].get<double>();
+  return out;
 }
 
 }  // namespace recur::train

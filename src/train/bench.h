@@ -27,4 +27,16 @@ nlohmann::json bench_step(const Config& config, const StepBenchOptions& options)
 // Median all-reduce time and bus bandwidth per message size, over the ranks of this job.
 nlohmann::json bench_allreduce(const std::vector<double>& sizes_mb, int64_t repeats, const std::string& backend);
 
+struct CkptBenchOptions {
+  std::string dir;      // run directory the checkpoints go to (the caller removes it)
+  int64_t repeats = 3;  // saves per mode
+  int64_t vocab = 256;
+  bool progress = true;
+};
+
+// Synchronous vs asynchronous checkpoint saves of the configured model with Adam state: median save
+// time (until committed), MB/s, the time the training thread is blocked (stall), and for async saves
+// how much a compute loop on the training thread slows down while the writer runs.
+nlohmann::json bench_ckpt(const Config& config, const CkptBenchOptions& options);
+
 }  // namespace recur::train

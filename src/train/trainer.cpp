@@ -341,7 +341,7 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const 
   auto window_start = start;
   double window_loss = progress.window_loss, window_positions = progress.window_positions;
   int64_t window_steps = progress.window_steps;
-  auto save = [&](int64_t done, double loss) {
+  auto save = [&](int64_t done, double loss, bool wait) {
     progress.step = done;
     progress.loss = loss;
     progress.window_loss = window_loss;
@@ -355,8 +355,8 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const 
     req.first_row = first_row;
     req.global_rows = G;
     std::string dir = ckpt.save(req);
-    ckpt.prune();
-    if (lead) spdlog::info("checkpoint {}", dir);
+    if (wait) ckpt.wait();
+    if (lead) spdlog::info(ckpt.saving() ? "checkpoint {} (writing in the background)" : "checkpoint {}", dir);
   };
   for (int64_t step = start_step; step < steps; ++step) {
     // fetch
@@ -387,12 +387,16 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const 
     state = next_state;
     // One all-reduce per step: the mean loss every rank logs and judges, and whether any rank was
     // asked to stop (SIGTERM/SIGUSR1), so all ranks agree on the step at which to save and leave.
+    // checkpoint.every_minutes is judged by each rank's clock, so the ranks agree on it here too.
+    ckpt.poll();  // a background save that failed ends the run here
     bool stop = checkpoint::stop_requested();
+    bool due = ckpt.due(step + 1) || step + 1 == steps;
     if (world > 1) {
-      auto l = torch::tensor({step_loss, stop ? 1.0 : 0.0}, torch::kFloat64);
+      auto l = torch::tensor({step_loss, stop ? 1.0 : 0.0, due ? 1.0 : 0.0}, torch::kFloat64);
       comm.all_reduce_sum(l);
       step_loss = l[0].item<double>() / world;
       stop = l[1].item<double>() > 0;
+      due = l[2].item<double>() > 0;
     }
     if (!std::isfinite(step_loss)) {
       if (!skip_nan) {
@@ -435,10 +439,10 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const 
     }
     // checkpoint (on schedule, at the end, or when asked to stop)
     if (stop) {
-      save(step + 1, step_loss);
+      save(step + 1, step_loss, /*wait=*/true);
       throw checkpoint::Checkpointed(fmt::format("stopped by a signal after step {}; checkpoint saved", step + 1));
     }
-    if (ckpt.due(step + 1) || step + 1 == steps) save(step + 1, step_loss);
+    if (due) save(step + 1, step_loss, /*wait=*/step + 1 == steps);
     // evaluate
     if (lead && eval_every > 0 && (step + 1) % eval_every == 0 && step + 1 < steps) {
       auto e = evaluate(*model, ds, "valid", c);
@@ -447,6 +451,7 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const 
       spdlog::info("eval at step {}: {}", step + 1, e.dump());
     }
   }
+  ckpt.wait();
   // Every rank must end with the same parameters; a difference means a bug, not noise.
   const bool identical = world == 1 || parallel::ranks_hold_same_parameters(*model, comm);
   if (!identical) fail("rank {}: parameters differ between ranks after training (data-parallel bug)", rank);
