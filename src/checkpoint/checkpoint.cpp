@@ -258,7 +258,15 @@ void Checkpointer::write(const Snapshot& s) {
     auto f = h5::create_file(path);
     write_tensor(f.get(), "rng/cpu", s.rng, path);
     write_tensor(f.get(), "rows", torch::tensor({s.first_row, s.state_rows}, torch::kInt64), path);
-    for (const auto& [k, v] : s.state) write_tensor(f.get(), "state/" + k, v, path);
+    std::string names;
+    for (const auto& [k, v] : s.state) {
+      write_tensor(f.get(), "state/" + k, v, path);
+      names += k + "\n";
+    }
+    if (!names.empty()) {  // which state tensors there are (XL memories, BRT states, ...)
+      write_tensor(f.get(), "state_names",
+                   torch::from_blob(names.data(), {static_cast<int64_t>(names.size())}, torch::kUInt8), path);
+    }
     h5::close_file(f, path);
     fsync_path(path);
   }
@@ -486,9 +494,20 @@ Progress Checkpointer::load(const std::string& dir, torch::nn::Module& model, to
       int64_t begin = span[0].item<int64_t>(), n = span[1].item<int64_t>();
       int64_t lo = std::max(begin, first_row), hi = std::min(begin + n, first_row + rows);
       if (n == 0 || lo >= hi || !h5::has_object(f.get(), "state")) continue;
-      for (int i = 0;; ++i) {
-        std::string name = "mems." + std::to_string(i);
-        if (!h5::has_object(f.get(), "state/" + name)) break;
+      std::vector<std::string> names;
+      if (h5::has_object(f.get(), "state_names")) {
+        auto raw = read_tensor(f.get(), "state_names", torch::kUInt8, path);
+        std::string all(reinterpret_cast<const char*>(raw.data_ptr<uint8_t>()), static_cast<size_t>(raw.numel()));
+        for (size_t start = 0, nl; start < all.size(); start = nl + 1) {
+          nl = all.find('\n', start);
+          if (nl == std::string::npos) fail("{}: malformed state_names", path);
+          names.push_back(all.substr(start, nl - start));
+        }
+      } else {  // written before state_names existed: XL memories only
+        for (int i = 0; h5::has_object(f.get(), "state/mems." + std::to_string(i)); ++i) names.push_back("mems." + std::to_string(i));
+      }
+      for (const auto& name : names) {
+        if (!h5::has_object(f.get(), "state/" + name)) fail("{}: state tensor {} is listed but missing", path, name);
         auto t = read_tensor(f.get(), "state/" + name, torch::kFloat32, path);
         pieces[name].push_back({lo, t.slice(0, lo - begin, hi - begin)});
       }

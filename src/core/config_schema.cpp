@@ -41,6 +41,14 @@ const std::vector<KeySpec>& config_schema() {
       {"model.rem_truncation", ValueType::kInt, "200", "K: REM entries with power beyond K are 0 (TL: lags 1..K)", {}, 1},
       {"model.rsa_drop_rel_pos", ValueType::kBool, "false", "rsa_xl: RSA heads drop the relative-position term"},
       {"model.fl_max_len", ValueType::kInt, "0", "fl_xl: size of the learnable matrix (0 = train.tgt_len + model.mem_len)", {}, 0},
+      {"model.brt_layer", ValueType::kInt, "-3", "brt/rsa_brt: index of the block-recurrent layer (negative: from the top; -3 = third from the top)"},
+      {"model.brt_window", ValueType::kInt, "512", "brt/rsa_brt: window W of tokens processed per recurrent step", {}, 1},
+      {"model.brt_states", ValueType::kInt, "512", "brt/rsa_brt: number S of recurrent state vectors", {}, 1},
+      {"model.brt_gate", ValueType::kString, "\"fixed\"", "brt/rsa_brt: state gate", {"fixed", "lstm"}},
+      {"model.brt_state_ffn", ValueType::kBool, "false", "brt/rsa_brt: feed-forward on the state update (false = skip)"},
+      {"model.rnn_type", ValueType::kString, "\"gru\"", "r_transformer: the LocalRNN's cell", {"gru", "lstm", "rnn"}},
+      {"model.local_window", ValueType::kInt, "7", "r_transformer: LocalRNN window k", {}, 1},
+      {"model.rt_window", ValueType::kInt, "1", "recurrent_transformer: window w of hidden vectors and new tokens per step (1 = the paper)", {}, 1},
       // --- train ------------------------------------------------------------------------------
       {"train.steps", ValueType::kInt, "1000", "optimizer steps to run", {}, 0},
       {"train.batch_size", ValueType::kInt, "22", "global batch size (sequences per step, all ranks together)", {}, 1},
@@ -58,6 +66,7 @@ const std::vector<KeySpec>& config_schema() {
       {"train.warmup_steps", ValueType::kInt, "0", "linear warmup steps (cosine schedule)", {}, 0},
       {"train.min_lr", ValueType::kFloat, "0.0", "cosine schedule: final learning rate", {}, 0.0},
       {"train.halve_every_epochs", ValueType::kFloat, "5", "halve schedule: epochs between halvings", {}, 1e-9},
+      {"train.loss_last", ValueType::kInt, "0", "stream tasks: compute the loss only on the last N positions of each segment (0 = all; R-Transformer protocol)", {}, 0},
       {"train.grad_accum", ValueType::kInt, "1", "micro-batches per optimizer step (train.batch_size is split among them)", {}, 1},
       {"train.sampler", ValueType::kString, "\"auto\"", "batch order: ordered (XL streams), crop (random windows); auto "
        "picks ordered for models that carry state", {"auto", "ordered", "crop"}},

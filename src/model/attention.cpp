@@ -29,8 +29,12 @@ torch::Tensor sinusoid(const torch::Tensor& positions, const torch::Tensor& inv_
 AttentionImpl::AttentionImpl(const AttentionOptions& o) : options_(o) {
   if (o.d_head * o.n_head <= 0) fail("attention needs positive heads and head size");
   qkv_net = register_module("qkv_net", torch::nn::Linear(torch::nn::LinearOptions(o.d_model, 3 * o.n_head * o.d_head).bias(false)));
-  o_net = register_module("o_net", torch::nn::Linear(torch::nn::LinearOptions(o.n_head * o.d_head, o.d_model).bias(false)));
-  layer_norm = register_module("layer_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({o.d_model})));
+  if (o.project_out) {
+    o_net = register_module("o_net", torch::nn::Linear(torch::nn::LinearOptions(o.n_head * o.d_head, o.d_model).bias(false)));
+  }
+  if (o.project_out || o.pre_ln) {
+    layer_norm = register_module("layer_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({o.d_model})));
+  }
   if (o.relative) {
     r_net = register_module("r_net", torch::nn::Linear(torch::nn::LinearOptions(o.d_model, o.n_head * o.d_head).bias(false)));
   }
@@ -46,6 +50,13 @@ AttentionImpl::AttentionImpl(const AttentionOptions& o) : options_(o) {
 torch::Tensor AttentionImpl::forward(const torch::Tensor& h, const torch::Tensor& mem, const torch::Tensor& pos_emb,
                                      const torch::Tensor& r_w_bias, const torch::Tensor& r_r_bias,
                                      const torch::Tensor& mask) {
+  auto attn_out = drop(o_net(attend(h, mem, pos_emb, r_w_bias, r_r_bias, mask)));
+  return options_.pre_ln ? h + attn_out : layer_norm(h + attn_out);
+}
+
+torch::Tensor AttentionImpl::attend(const torch::Tensor& h, const torch::Tensor& mem, const torch::Tensor& pos_emb,
+                                    const torch::Tensor& r_w_bias, const torch::Tensor& r_r_bias,
+                                    const torch::Tensor& mask) {
   const int64_t B = h.size(0), T = h.size(1), H = options_.n_head, dh = options_.d_head;
   const int64_t M = mem.defined() ? mem.size(1) : 0, K = M + T;
   torch::Tensor cat = M > 0 ? torch::cat({mem, h}, /*dim=*/1) : h;
@@ -77,8 +88,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& h, const torch::Tensor
     auto rsa = rsa_combine(out.slice(1, 0, n_rsa_), P, v.slice(1, 0, n_rsa_), rem->gate().to(out.dtype()));
     out = torch::cat({rsa, out.slice(1, n_rsa_)}, /*dim=*/1);
   }
-  auto attn_out = drop(o_net(out.transpose(1, 2).reshape({B, T, H * dh})));
-  return options_.pre_ln ? h + attn_out : layer_norm(h + attn_out);
+  return out.transpose(1, 2).reshape({B, T, H * dh});
 }
 
 PositionwiseFFImpl::PositionwiseFFImpl(int64_t d_model, int64_t d_inner, double dropout, bool pre_ln) : pre_ln_(pre_ln) {

@@ -25,6 +25,7 @@ struct AttentionOptions {
   bool relative = true;                 // Transformer-XL relative attention (r_net, shared biases)
   std::optional<RemOptions> rem;        // RSA heads: the first rem->n_heads heads
   bool rsa_drop_rel_pos = false;        // RSA heads drop the BD (relative position) term: REMs replace it
+  bool project_out = true;              // false: no o_net (a caller combines attend() outputs itself)
 };
 
 // rel_shift of the reference: [B, H, q, k] scores against relative positions k-1 .. 0 become scores
@@ -40,6 +41,10 @@ class AttentionImpl : public torch::nn::Module {
   // Returns the layer output after the residual (and LayerNorm when post-LN).
   torch::Tensor forward(const torch::Tensor& h, const torch::Tensor& mem, const torch::Tensor& pos_emb,
                         const torch::Tensor& r_w_bias, const torch::Tensor& r_r_bias, const torch::Tensor& mask);
+  // The heads' outputs before the output projection: [B, T, H*dh] (RSA heads already combined).
+  torch::Tensor attend(const torch::Tensor& h, const torch::Tensor& mem, const torch::Tensor& pos_emb,
+                       const torch::Tensor& r_w_bias, const torch::Tensor& r_r_bias, const torch::Tensor& mask);
+  torch::Tensor norm(const torch::Tensor& x) { return layer_norm(x); }  // the pre-LN input norm
   bool has_rem() const { return !rem.is_empty(); }
   Rem rem{nullptr};
 

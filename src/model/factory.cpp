@@ -7,6 +7,8 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "model/lm.h"
+#include "model/r_transformer.h"
+#include "model/recurrent_transformer.h"
 #include "model/model.h"
 
 namespace recur::model {
@@ -110,6 +112,40 @@ std::shared_ptr<LanguageModel> make_model(const Config& c, int64_t vocab_size) {
     fail("config error: model.vocab_size = {} but the dataset's vocabulary has {} symbols", c.get_int("model.vocab_size"),
          vocab_size);
   }
+  if (type == "r_transformer" || type == "recurrent_transformer") {
+    if (c.get_int("model.n_rsa_heads") != 0) fail("config error: model.type = {} has no RSA heads (model.n_rsa_heads must be 0)", type);
+    const int64_t d = c.get_int("model.d_model"), heads = c.get_int("model.n_head");
+    if (d % heads != 0) fail("config error: model.d_model = {} is not divisible by model.n_head = {}", d, heads);
+    if (type == "r_transformer") {
+      if (c.get_string("model.pos_enc") != "none") {
+        fail("config error: r_transformer has no position encoding; set model.pos_enc: none (got {})", c.get_string("model.pos_enc"));
+      }
+      RTransformerOptions r;
+      r.vocab_size = vocab_size;
+      r.d_model = d;
+      r.n_level = c.get_int("model.n_layer");
+      r.n_head = heads;
+      r.window = c.get_int("model.local_window");
+      std::string cell = c.get_string("model.rnn_type");
+      r.cell = cell == "lstm" ? RnnCell::kLstm : cell == "rnn" ? RnnCell::kRnn : RnnCell::kGru;
+      r.dropout = c.get_float("model.dropout");
+      r.init_seed = c.get_int("train.seed");
+      return std::make_shared<RTransformerLm>(r);
+    }
+    std::string pos = c.get_string("model.pos_enc");
+    if (pos == "sinusoidal") fail("config error: recurrent_transformer takes model.pos_enc learned or none (got sinusoidal)");
+    RecurrentTransformerOptions r;
+    r.vocab_size = vocab_size;
+    r.d_model = d;
+    r.n_layer = c.get_int("model.n_layer");
+    r.n_head = heads;
+    r.window = c.get_int("model.rt_window");
+    r.learned_positions = pos == "learned";
+    r.max_len = c.get_int("model.max_len");
+    r.dropout = c.get_float("model.dropout");
+    r.init_seed = c.get_int("train.seed");
+    return std::make_shared<RecurrentTransformerLm>(r);
+  }
   LmOptions o;
   o.type = type;
   o.vocab_size = vocab_size;
@@ -142,9 +178,21 @@ std::shared_ptr<LanguageModel> make_model(const Config& c, int64_t vocab_size) {
   std::string pos = c.get_string("model.pos_enc");
   o.pos_encoding = pos == "learned" ? PosEncoding::kLearned : pos == "none" ? PosEncoding::kNone : PosEncoding::kSinusoidal;
 
-  bool rsa = type == "rsa_xl" || type == "tl_xl" || type == "fl_xl" || type == "rsa_transformer";
+  bool rsa = type == "rsa_xl" || type == "tl_xl" || type == "fl_xl" || type == "rsa_transformer" || type == "rsa_brt";
   if (type == "xl" || type == "rsa_xl" || type == "tl_xl" || type == "fl_xl") {
     a.relative = true;
+  } else if (type == "brt" || type == "rsa_brt") {
+    a.relative = true;
+    int64_t layer = c.get_int("model.brt_layer");
+    if (layer < 0) layer += o.n_layer;
+    if (layer < 0 || layer >= o.n_layer) {
+      fail("config error: model.brt_layer = {} is outside the {} layers", c.get_int("model.brt_layer"), o.n_layer);
+    }
+    o.brt_layer = layer;
+    o.brt.window = c.get_int("model.brt_window");
+    o.brt.states = c.get_int("model.brt_states");
+    o.brt.lstm_gate = c.get_string("model.brt_gate") == "lstm";
+    o.brt.state_ffn = c.get_bool("model.brt_state_ffn");
   } else if (type == "transformer" || type == "rsa_transformer") {
     a.relative = false;
   } else {

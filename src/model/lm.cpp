@@ -68,7 +68,8 @@ TransformerLm::TransformerLm(LmOptions o) : options_(std::move(o)) {
   for (int64_t i = 0; i < options_.n_layer; ++i) {
     AttentionOptions layer = a;
     layer.rem = options_.rem_for_layer ? options_.rem_for_layer(i) : std::nullopt;
-    layers->push_back(DecoderLayer(layer, options_.d_inner));
+    if (i == options_.brt_layer) layers->push_back(BlockRecurrentLayer(layer, options_.d_inner, options_.brt));
+    else layers->push_back(DecoderLayer(layer, options_.d_inner));
   }
   if (!a.relative && a.pre_ln) ln_f = register_module("ln_f", torch::nn::LayerNorm(torch::nn::LayerNormOptions({a.d_model})));
   auto crit = std::make_shared<torch::nn::Module>();
@@ -106,7 +107,8 @@ void TransformerLm::set_eval_settings(int64_t mem_len, bool same_length, int64_t
 std::vector<double> TransformerLm::rsa_gates() {
   std::vector<double> gates;
   for (const auto& layer : *layers) {
-    auto attn = layer->as<DecoderLayerImpl>()->dec_attn;
+    auto* dec = layer->as<DecoderLayerImpl>();
+    Attention attn = dec ? dec->dec_attn : layer->as<BlockRecurrentLayerImpl>()->self_attn;
     if (attn->has_rem()) gates.push_back(attn->rem->gate().item<double>());
   }
   return gates;
@@ -151,16 +153,34 @@ ForwardResult TransformerLm::forward(const torch::Tensor& tokens, const State& s
     mask = attention_mask(T, 0, 0, false, tokens.device());
   }
   h = drop(h);
+  BrtCarry carry;
+  if (options_.brt_layer >= 0) {
+    auto st = state.tensors.find("brt.state");
+    auto pv = state.tensors.find("brt.prev");
+    if (st != state.tensors.end()) carry.state = st->second;
+    if (pv != state.tensors.end()) carry.prev = pv->second;
+    if (carry.state.defined() && carry.state.size(0) != B) {
+      fail("block-recurrent state holds {} streams, the batch has {}", carry.state.size(0), B);
+    }
+  }
   std::vector<torch::Tensor> hids{h};
   for (int64_t i = 0; i < L; ++i) {
-    torch::Tensor mem = M > 0 ? mems[i] : torch::Tensor();
-    h = layers[i]->as<DecoderLayerImpl>()->forward(h, mem, pos_emb, r_w_bias, r_r_bias, mask);
+    if (i == options_.brt_layer) {
+      h = layers[i]->as<BlockRecurrentLayerImpl>()->forward(h, &carry, inv_freq, r_w_bias, r_r_bias);
+    } else {
+      torch::Tensor mem = M > 0 ? mems[i] : torch::Tensor();
+      h = layers[i]->as<DecoderLayerImpl>()->forward(h, mem, pos_emb, r_w_bias, r_r_bias, mask);
+    }
     hids.push_back(h);
   }
   if (!ln_f.is_empty()) h = ln_f(h);
   h = drop(h);
   ForwardResult out;
   out.logits = torch::nn::functional::linear(h, word_emb->weight(), crit_bias);
+  if (options_.brt_layer >= 0) {
+    out.state.tensors["brt.state"] = carry.state;
+    out.state.tensors["brt.prev"] = carry.prev;
+  }
   if (use_mems) {
     torch::NoGradGuard no_grad;
     for (int64_t i = 0; i <= L; ++i) {

@@ -1,4 +1,5 @@
-// The attention language models: Transformer-XL (xl, rsa_xl, tl_xl, fl_xl) and the decoder-only
+// The attention language models: Transformer-XL (xl, rsa_xl, tl_xl, fl_xl), the Block-Recurrent
+// Transformer as an XL stack with one block-recurrent layer (brt, rsa_brt) and the decoder-only
 // Transformer (transformer, rsa_transformer). Invariant: names follow the reference MemTransformerLM
 // state_dict (word_emb.emb_layers.0, r_w_bias, r_r_bias, layers.N.dec_attn/pos_ff, crit.out_layers.0.bias).
 #pragma once
@@ -12,6 +13,7 @@
 #include <torch/nn/modules/embedding.h>
 
 #include "model/attention.h"
+#include "model/brt.h"
 #include "model/model.h"
 
 namespace recur::model {
@@ -37,6 +39,9 @@ struct LmOptions {
   // Decoder-only Transformer
   PosEncoding pos_encoding = PosEncoding::kSinusoidal;
   int64_t max_len = 1024;              // learned positions
+  // Block-Recurrent Transformer: the index of the block-recurrent layer (< 0: none)
+  int64_t brt_layer = -1;
+  BrtOptions brt;
 };
 
 // Holds the embedding matrix under the reference name emb_layers.0.weight (div_val = 1).
@@ -57,7 +62,9 @@ class TransformerLm : public LanguageModel {
   explicit TransformerLm(LmOptions options);
   ForwardResult forward(const torch::Tensor& tokens, const State& state) override;
   std::string type() const override { return options_.type; }
-  bool carries_state() const override { return options_.attn.relative && options_.mem_len > 0; }
+  bool carries_state() const override {
+    return (options_.attn.relative && options_.mem_len > 0) || options_.brt_layer >= 0;
+  }
   void set_eval_settings(int64_t mem_len, bool same_length, int64_t clamp_len) override;
   std::vector<double> rsa_gates() override;
   const LmOptions& options() const { return options_; }

@@ -54,7 +54,7 @@ torch::Tensor as_tensor(const std::vector<int64_t>& v, int64_t rows, int64_t col
 struct Batch {
   torch::Tensor input;    // [R, T]
   torch::Tensor target;   // kStream/kExamples: next tokens [R, T]; kLabelSets: label bit masks [R, T]
-  torch::Tensor weight;   // [R, T] 1 where the position counts (undefined for kStream)
+  torch::Tensor weight;   // [R, T] 1 where the position counts (kStream: undefined = all, or train.loss_last)
   Batch rows(int64_t r0, int64_t r1) const {
     return {input.slice(0, r0, r1), target.slice(0, r0, r1), weight.defined() ? weight.slice(0, r0, r1) : weight};
   }
@@ -84,7 +84,7 @@ torch::Tensor label_bits(const torch::Tensor& sets, int64_t vocab) {
 torch::Tensor task_loss(Task task, const torch::Tensor& logits, const Batch& b) {
   const int64_t V = logits.size(-1);
   namespace F = torch::nn::functional;
-  if (task == Task::kStream) return F::cross_entropy(logits.reshape({-1, V}), b.target.reshape({-1}));
+  if (task == Task::kStream && !b.weight.defined()) return F::cross_entropy(logits.reshape({-1, V}), b.target.reshape({-1}));
   if (task == Task::kLabelSets) {
     auto per = F::binary_cross_entropy_with_logits(logits, label_bits(b.target, V).to(logits.dtype()),
                                                    F::BinaryCrossEntropyWithLogitsFuncOptions().reduction(torch::kNone))
@@ -326,6 +326,8 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const 
   const double clip = c.get_float("train.clip");
   const int64_t log_every = c.get_int("train.log_every"), eval_every = c.get_int("train.eval_every");
   const bool skip_nan = c.get_string("train.nan_policy") == "skip";
+  const int64_t loss_last = c.get_int("train.loss_last");
+  if (loss_last > T) fail("config error: train.loss_last = {} exceeds train.tgt_len = {}", loss_last, T);
   std::ofstream metrics;
   if (lead) {
     metrics.open(run_dir + "/metrics.jsonl", std::ios::app);
@@ -363,6 +365,10 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const 
     data::TokenBatch batch = prefetch.next();
     if (batch.epoch_start || task != Task::kStream) state = model::State();
     Batch all = make_batch(batch, task);
+    if (task == Task::kStream && loss_last > 0) {  // the R-Transformer protocol: loss on the last N positions only
+      all.weight = torch::arange(all.target.size(1), torch::kInt64).ge(all.target.size(1) - loss_last)
+                       .to(torch::kFloat32).unsqueeze(0).expand({all.target.size(0), -1}).contiguous();
+    }
     const double positions = world * (all.weight.defined() ? all.weight.sum().item<double>() : static_cast<double>(all.target.numel()));
     window_positions += positions;
     progress.tokens += static_cast<int64_t>(positions);
