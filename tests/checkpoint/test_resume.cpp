@@ -88,6 +88,26 @@ TEST_F(Resume, ResumedRunIsBitExact) {
   }
 }
 
+// The other model families train data-parallel on 2 ranks through the same trainer and checkpoints,
+// and resume bitwise: brt and rsa_brt carry their block-recurrent state per stream.
+TEST_F(Resume, OtherModelsTrainOnTwoRanksAndResumeBitExact) {
+  for (const std::string tiny : {"brt", "rsa_brt", "r_transformer", "recurrent_transformer"}) {
+    std::string full = g_root + "/full2-" + tiny, split = g_root + "/split2-" + tiny;
+    ASSERT_EQ(run(train_cmd(2, tiny, full, 12, "")), 0) << tiny;
+    ASSERT_EQ(run(train_cmd(2, tiny, split, 4, "")), 0) << tiny;
+    ASSERT_EQ(run(train_cmd(2, tiny, split, 12, "")), 0) << tiny;
+    expect_same_parameters(full, split, 0.0);
+    EXPECT_EQ(losses(full), losses(split)) << tiny;
+    auto eval = nlohmann::json::parse(read_file(full + "/eval.json"));
+    EXPECT_EQ(eval["ranks"], 2);
+    EXPECT_TRUE(eval["ranks_identical"].get<bool>()) << tiny;
+    if (tiny.find("brt") != std::string::npos) {
+      auto meta = checkpoint::read_meta(checkpoint::list_checkpoints(full).back());
+      EXPECT_EQ(meta["model"], tiny);
+    }
+  }
+}
+
 // Asynchronous saves (a host copy written by a background thread while training goes on) hold exactly
 // what synchronous ones do: stop after step N, resume with async saves, end bitwise on the sync run.
 TEST_F(Resume, AsyncCheckpointsResumeBitExact) {
