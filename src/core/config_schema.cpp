@@ -55,7 +55,7 @@ const std::vector<KeySpec>& config_schema() {
       {"train.tgt_len", ValueType::kInt, "512", "tokens per training segment (T)", {}, 1},
       {"train.seed", ValueType::kInt, "1", "seed for initialisation, dropout and the data sampler", {}, 0},
       {"train.log_every", ValueType::kInt, "10", "steps between progress lines and metrics.jsonl records", {}, 1},
-      {"train.optimizer", ValueType::kString, "\"adam\"", "optimizer", {"adam", "adamw"}},
+      {"train.optimizer", ValueType::kString, "\"adam\"", "optimizer (sgd: plain, no momentum)", {"adam", "adamw", "sgd"}},
       {"train.lr", ValueType::kFloat, "2.5e-4", "peak learning rate", {}, 0.0},
       {"train.weight_decay", ValueType::kFloat, "0.0", "weight decay (decoupled for adamw)", {}, 0.0},
       {"train.beta1", ValueType::kFloat, "0.9", "Adam beta1", {}, 0.0, 1.0},

@@ -293,7 +293,10 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const 
   std::unique_ptr<torch::optim::Optimizer> opt;
   const double lr0 = c.get_float("train.lr");
   auto betas = std::make_tuple(c.get_float("train.beta1"), c.get_float("train.beta2"));
-  if (c.get_string("train.optimizer") == "adamw") {
+  if (c.get_string("train.optimizer") == "sgd") {  // plain SGD (the R-Transformer's): no state to checkpoint
+    opt = std::make_unique<torch::optim::SGD>(model->parameters(),
+                                              torch::optim::SGDOptions(lr0).weight_decay(c.get_float("train.weight_decay")));
+  } else if (c.get_string("train.optimizer") == "adamw") {
     opt = std::make_unique<torch::optim::AdamW>(model->parameters(),
                                                 torch::optim::AdamWOptions(lr0).betas(betas).weight_decay(c.get_float("train.weight_decay")));
   } else {

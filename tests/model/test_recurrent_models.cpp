@@ -2,6 +2,7 @@
 // R-Transformer's LocalRNN (a per-position loop), the recurrent transformer (equations (1)-(3) written
 // out literally), causality of each, and no position encoding where the paper has none.
 #include <gmock/gmock.h>
+#include <dirent.h>
 #include <gtest/gtest.h>
 
 #include "core/config.h"
@@ -205,6 +206,39 @@ TEST(OtherModels, BadSettingsAreClearErrors) {
   auto m = std::dynamic_pointer_cast<TransformerLm>(make_model(tiny("brt", {"model.n_layer=14", "model.brt_layer=-3"}), 50));
   ASSERT_TRUE(m);
   EXPECT_EQ(m->options().brt_layer, 11);
+}
+
+}  // namespace
+}  // namespace recur::model
+
+namespace recur::model {
+namespace {
+
+// Every config we ship parses and builds its model (vocabulary 256), so a typo in a paper setting is
+// caught here and not hours into a cluster job.
+TEST(ShippedConfigs, EveryModelConfigBuildsItsModel) {
+  int built = 0;
+  for (const std::string dir : {"configs/models", "configs/tiny"}) {
+    std::string root = std::string(RECUR_SOURCE_DIR) + "/" + dir;
+    DIR* d = ::opendir(root.c_str());
+    ASSERT_NE(d, nullptr) << root;
+    std::vector<std::string> files;
+    while (dirent* e = ::readdir(d)) {
+      std::string name = e->d_name;
+      if (name.size() > 5 && name.compare(name.size() - 5, 5, ".yaml") == 0 && name != "base.yaml") files.push_back(root + "/" + name);
+    }
+    ::closedir(d);
+    for (const auto& file : files) {
+      SCOPED_TRACE(file);
+      Config c = Config::load(file, {"data.path=/nonexistent"});
+      std::shared_ptr<LanguageModel> m;
+      ASSERT_NO_THROW(m = make_model(c, 256));
+      EXPECT_EQ(m->type(), c.get_string("model.type"));
+      EXPECT_GT(count_parameters(*m), 0);
+      ++built;
+    }
+  }
+  EXPECT_GE(built, 25);
 }
 
 }  // namespace
