@@ -75,6 +75,12 @@ const std::vector<KeySpec>& config_schema() {
       {"train.eval_every", ValueType::kInt, "0", "steps between evaluations on the valid split (0 = only at the end)", {}, 0},
       {"train.backend", ValueType::kString, "\"auto\"", "communication between ranks: auto (NCCL on GPUs, MPI on CPUs "
        "when launched with several ranks), mpi, nccl, single", {"auto", "mpi", "nccl", "single"}},
+      {"train.device", ValueType::kString, "\"auto\"", "where to train: auto (a rank's GPU = its local rank when CUDA is "
+       "available, else the CPU), cpu, cuda", {"auto", "cpu", "cuda"}},
+      {"train.precision", ValueType::kString, "\"fp32\"", "fp32, or bf16 autocast of the forward (fp32 master weights, "
+       "gradients and optimizer)", {"fp32", "bf16"}},
+      {"train.reduce_dtype", ValueType::kString, "\"fp32\"", "dtype of the gradient all-reduce: fp32, or bf16 (half the "
+       "traffic; gradients are rounded to bf16 before summing)", {"fp32", "bf16"}},
       {"train.first_bucket_mb", ValueType::kFloat, "1.0", "size of the first gradient bucket (MiB)", {}, 1e-6},
       {"train.bucket_mb", ValueType::kFloat, "25.0", "size of the other gradient buckets (MiB)", {}, 1e-6},
       {"train.threads", ValueType::kInt, "0", "intra-op CPU threads (0 = LibTorch's default)", {}, 0},

@@ -12,8 +12,26 @@
 namespace recur::parallel {
 namespace {
 
+// bf16 has no MPI type: it travels as 16-bit words and is summed by a user-defined operation
+// (in fp32, rounded back to bf16 to nearest even, as a bf16 all-reduce on NCCL does).
+void bf16_sum(void* in, void* inout, int* len, MPI_Datatype*) {
+  auto* a = static_cast<const c10::BFloat16*>(in);
+  auto* b = static_cast<c10::BFloat16*>(inout);
+  for (int i = 0; i < *len; ++i) b[i] = c10::BFloat16(static_cast<float>(a[i]) + static_cast<float>(b[i]));
+}
+
+MPI_Op bf16_sum_op() {
+  static MPI_Op op = [] {
+    MPI_Op o;
+    MPI_Op_create(&bf16_sum, /*commute=*/1, &o);
+    return o;
+  }();
+  return op;
+}
+
 MPI_Datatype mpi_type(const torch::Tensor& t) {
   switch (t.scalar_type()) {
+    case torch::kBFloat16: return MPI_UINT16_T;
     case torch::kFloat32: return MPI_FLOAT;
     case torch::kFloat64: return MPI_DOUBLE;
     case torch::kInt64: return MPI_INT64_T;
@@ -61,8 +79,8 @@ class MpiCommunicator : public Communicator {
   int local_rank() const override { return launch_.local_rank; }
   void all_reduce_sum(torch::Tensor& t) override {
     check_cpu_contiguous(t, "all_reduce");
-    RECUR_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t), MPI_SUM,
-                                  comm_), rank_);
+    MPI_Op op = t.scalar_type() == torch::kBFloat16 ? bf16_sum_op() : MPI_SUM;
+    RECUR_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t), op, comm_), rank_);
   }
   void broadcast(torch::Tensor& t, int root) override {
     check_cpu_contiguous(t, "broadcast");

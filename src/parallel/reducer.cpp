@@ -1,6 +1,8 @@
 // See reducer.h.
 #include "parallel/reducer.h"
 
+#include <c10/core/StreamGuard.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <torch/torch.h>
 
 #include <chrono>
@@ -23,7 +25,7 @@ Reducer::Reducer(std::vector<torch::Tensor> params, Communicator& comm, ReducerO
   for (int64_t i = n - 1; i >= 0; --i) {
     const auto& p = params_[static_cast<size_t>(i)];
     if (!p.requires_grad()) continue;
-    int64_t b = p.numel() * static_cast<int64_t>(p.element_size());
+    int64_t b = p.numel() * (options.reduce_bf16 ? 2 : static_cast<int64_t>(p.element_size()));
     if (!current.params.empty() && static_cast<double>(bytes + b) > cap * 1024 * 1024) {
       buckets_.push_back(std::move(current));
       current = Bucket();
@@ -45,7 +47,16 @@ Reducer::Reducer(std::vector<torch::Tensor> params, Communicator& comm, ReducerO
       total += params_[static_cast<size_t>(i)].numel();
     }
     const auto& first = params_[static_cast<size_t>(bucket.params.front())];
-    bucket.flat = torch::zeros({total}, first.options().requires_grad(false));
+    auto opts = first.options().requires_grad(false);
+    if (options.reduce_bf16) opts = opts.dtype(torch::kBFloat16);
+    bucket.flat = torch::zeros({total}, opts);
+    if (first.is_cuda()) bucket.ready = std::make_unique<c10::Event>(c10::DeviceType::CUDA);
+  }
+  if (!params_.empty() && params_.front().is_cuda()) {
+    // A stream of its own for the all-reduces, so they overlap the rest of backward on the GPU.
+    cuda_ = true;
+    comm_stream_ = c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)
+                       ->getStreamFromGlobalPool(params_.front().device(), /*isHighPriority=*/true);
   }
   for (int64_t i = 0; i < n; ++i) {
     if (bucket_of_[static_cast<size_t>(i)] < 0) continue;
@@ -89,7 +100,9 @@ void Reducer::on_grad(int64_t i, const torch::Tensor& grad) {
   auto slot = b.flat.narrow(0, b.offsets[static_cast<size_t>(slot_of_[static_cast<size_t>(i)])], p.numel());
   {
     torch::NoGradGuard no_grad;
-    if (p.grad().defined()) {
+    if (p.grad().defined() && slot.scalar_type() != grad.scalar_type()) {
+      slot.copy_(p.grad().reshape({-1}) + grad.reshape({-1}));  // sum in the gradients' dtype, then round
+    } else if (p.grad().defined()) {
       slot.copy_(p.grad().reshape({-1}));
       slot.add_(grad.reshape({-1}));
     } else {
@@ -104,7 +117,12 @@ void Reducer::on_grad(int64_t i, const torch::Tensor& grad) {
 
 void Reducer::launch_ready_locked() {
   while (next_launch_ < num_buckets() && buckets_[static_cast<size_t>(next_launch_)].pending == 0) {
-    buckets_[static_cast<size_t>(next_launch_)].launched = true;
+    Bucket& b = buckets_[static_cast<size_t>(next_launch_)];
+    b.launched = true;
+    if (cuda_) {  // the bucket's copies were queued on this thread's current stream
+      auto* impl = c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA);
+      b.ready->record(impl->getStream(b.flat.device()));
+    }
     queue_.push_back(next_launch_++);
   }
   cv_.notify_all();
@@ -122,7 +140,16 @@ void Reducer::comm_loop() {
     }
     auto t0 = std::chrono::steady_clock::now();
     try {
-      comm_.all_reduce_sum(buckets_[static_cast<size_t>(k)].flat);
+      Bucket& b = buckets_[static_cast<size_t>(k)];
+      if (cuda_) {
+        // On the communication stream, after the producing stream's copies into the bucket; the
+        // communicator waits for completion, so finalize() may read the bucket once done_ counts it.
+        c10::StreamGuard guard(*comm_stream_);
+        b.ready->block(*comm_stream_);
+        comm_.all_reduce_sum(b.flat);
+      } else {
+        comm_.all_reduce_sum(b.flat);
+      }
     } catch (...) {
       std::lock_guard<std::mutex> lock(mu_);
       error_ = std::current_exception();
@@ -167,7 +194,7 @@ void Reducer::finalize() {
       auto& p = params_[static_cast<size_t>(b.params[s])];
       auto view = b.flat.narrow(0, b.offsets[s], p.numel()).view(p.sizes());
       if (p.grad().defined()) p.mutable_grad().copy_(view);
-      else p.mutable_grad() = view.clone();
+      else p.mutable_grad() = view.to(p.scalar_type(), /*non_blocking=*/false, /*copy=*/true);
     }
   }
 }

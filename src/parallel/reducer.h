@@ -9,9 +9,12 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
+#include <c10/core/Event.h>
+#include <c10/core/Stream.h>
 #include <torch/types.h>
 
 namespace recur::parallel {
@@ -21,6 +24,7 @@ class Communicator;
 struct ReducerOptions {
   double first_bucket_mb = 1.0;   // small first bucket: the last layers' gradients go out early
   double bucket_mb = 25.0;
+  bool reduce_bf16 = false;       // buckets in bf16 (half the traffic); default fp32 reduction
 };
 
 struct ReducerStats {
@@ -50,9 +54,10 @@ class Reducer {
   struct Bucket {
     std::vector<int64_t> params;   // indices into params_
     std::vector<int64_t> offsets;  // element offset of each parameter in flat
-    torch::Tensor flat;            // the bucket's gradients, contiguous
+    torch::Tensor flat;            // the bucket's gradients, contiguous (fp32, or bf16 with reduce_bf16)
     int64_t pending = 0;
     bool launched = false;
+    std::unique_ptr<c10::Event> ready;  // CUDA: recorded on the producing stream when the bucket is full
   };
   void on_grad(int64_t param, const torch::Tensor& grad);
   void launch_ready_locked();
@@ -60,6 +65,8 @@ class Reducer {
 
   std::vector<torch::Tensor> params_;
   Communicator& comm_;
+  bool cuda_ = false;
+  std::optional<c10::Stream> comm_stream_;  // CUDA: the all-reduces run here, beside backward
   std::vector<Bucket> buckets_;
   std::vector<int64_t> bucket_of_, slot_of_;
   std::vector<bool> got_grad_;

@@ -1,5 +1,6 @@
 // See bench.h. Timings are medians over repeats after warm-up; inputs are random tokens.
 #include "train/bench.h"
+#include "train/trainer.h"
 
 #include <torch/torch.h>
 
@@ -28,13 +29,17 @@ struct StepRunner {
   model::State state;
   int64_t T, vocab;
 
+  torch::Device device{torch::kCPU};
+
   StepRunner(const Config& c, int64_t vocab_size, parallel::Communicator& comm) : vocab(vocab_size) {
+    device = resolve_device(c, parallel::detect_launch());
     model = model::make_model(c, vocab);
+    model->to(device);
     opt = std::make_unique<torch::optim::Adam>(model->parameters(), torch::optim::AdamOptions(1e-4));
     model->train();
     T = c.get_int("train.tgt_len");
     torch::manual_seed(comm.rank());
-    tokens = torch::randint(vocab, {c.get_int("train.batch_size") / comm.world_size(), T + 1}, torch::kInt64);
+    tokens = torch::randint(vocab, {c.get_int("train.batch_size") / comm.world_size(), T + 1}, torch::kInt64).to(device);
     if (model->carries_state()) state = model->forward(tokens.slice(1, 0, T), state).state;  // full memory
     if (comm.world_size() > 1) {
       parallel::ReducerOptions ro;
@@ -52,6 +57,7 @@ struct StepRunner {
     if (reducer) reducer->finalize();
     opt->step();
     opt->zero_grad();
+    if (device.is_cuda()) torch::cuda::synchronize(device.index());
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   }
 };
@@ -65,12 +71,13 @@ double median(std::vector<double> v) {
 
 nlohmann::json bench_step(const Config& c, const StepBenchOptions& o) {
   if (c.get_int("train.threads") > 0) torch::set_num_threads(static_cast<int>(c.get_int("train.threads")));
-  auto comm = parallel::make_communicator(c.get_string("train.backend"), parallel::detect_launch(), false);
+  auto comm = parallel::make_communicator(c.get_string("train.backend"), parallel::detect_launch(),
+                                         resolve_device(c, parallel::detect_launch()).is_cuda());
   const int world = comm->world_size();
   const int64_t B = c.get_int("train.batch_size"), T = c.get_int("train.tgt_len");
   if (B % world != 0) fail("train.batch_size = {} is not divisible by the {} ranks", B, world);
   const std::string type = c.get_string("model.type");
-  std::string plain = type == "rsa_transformer" ? "transformer" : (type == "rsa_xl" || type == "tl_xl" || type == "fl_xl") ? "xl" : "";
+  std::string plain = type == "rsa_transformer" ? "transformer" : (type == "rsa_xl" || type == "tl_xl" || type == "fl_xl") ? "xl" : type == "rsa_brt" ? "brt" : "";
   StepRunner main(c, o.vocab, *comm);
   std::unique_ptr<StepRunner> base;
   if (o.compare_plain && !plain.empty() && world == 1) {
@@ -131,10 +138,15 @@ nlohmann::json bench_step(const Config& c, const StepBenchOptions& o) {
 namespace recur::train {
 
 nlohmann::json bench_allreduce(const std::vector<double>& sizes_mb, int64_t repeats, const std::string& backend) {
-  auto comm = parallel::make_communicator(backend, parallel::detect_launch(), false);
+  const parallel::LaunchInfo launch = parallel::detect_launch();
+  const bool cuda = backend == "nccl" || (backend == "auto" && torch::cuda::is_available());
+  auto comm = parallel::make_communicator(backend, launch, cuda);
+  const auto device = comm->backend() == "nccl" ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(launch.local_rank))
+                                                : torch::Device(torch::kCPU);
   nlohmann::json rows = nlohmann::json::array();
   for (double mb : sizes_mb) {
-    auto t = torch::ones({std::max<int64_t>(1, static_cast<int64_t>(mb * 1024 * 1024 / 4))}, torch::kFloat32);
+    auto t = torch::ones({std::max<int64_t>(1, static_cast<int64_t>(mb * 1024 * 1024 / 4))},
+                         torch::TensorOptions().dtype(torch::kFloat32).device(device));
     comm->all_reduce_sum(t);  // warm-up
     std::vector<double> ms;
     for (int64_t i = 0; i < repeats; ++i) {

@@ -1,6 +1,7 @@
 // See trainer.h. The step reads top to bottom: fetch, forward, backward, clip, step, schedule, log, evaluate.
 #include "train/trainer.h"
 
+#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
 #include <chrono>
@@ -55,9 +56,40 @@ struct Batch {
   torch::Tensor input;    // [R, T]
   torch::Tensor target;   // kStream/kExamples: next tokens [R, T]; kLabelSets: label bit masks [R, T]
   torch::Tensor weight;   // [R, T] 1 where the position counts (kStream: undefined = all, or train.loss_last)
+  Batch to(const torch::Device& d) const {
+    if (d.is_cpu()) return *this;
+    return {input.to(d), target.to(d), weight.defined() ? weight.to(d) : weight};
+  }
   Batch rows(int64_t r0, int64_t r1) const {
     return {input.slice(0, r0, r1), target.slice(0, r0, r1), weight.defined() ? weight.slice(0, r0, r1) : weight};
   }
+};
+
+// Enables autocast to bf16 for the device's type for its lifetime (train.precision = bf16).
+class Autocast {
+ public:
+  Autocast(bool on, const torch::Device& device) : on_(on), type_(device.type()) {
+    if (!on_) return;
+    prev_enabled_ = at::autocast::is_autocast_enabled(type_);
+    prev_dtype_ = at::autocast::get_autocast_dtype(type_);
+    at::autocast::set_autocast_enabled(type_, true);
+    at::autocast::set_autocast_dtype(type_, torch::kBFloat16);
+    at::autocast::increment_nesting();
+  }
+  ~Autocast() {
+    if (!on_) return;
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+    at::autocast::set_autocast_enabled(type_, prev_enabled_);
+    at::autocast::set_autocast_dtype(type_, prev_dtype_);
+  }
+  Autocast(const Autocast&) = delete;
+  Autocast& operator=(const Autocast&) = delete;
+
+ private:
+  bool on_;
+  c10::DeviceType type_;
+  bool prev_enabled_ = false;
+  at::ScalarType prev_dtype_ = at::kBFloat16;
 };
 
 Batch make_batch(const data::TokenBatch& b, Task task) {
@@ -176,6 +208,7 @@ nlohmann::json evaluate(model::LanguageModel& model, const data::Dataset& ds, co
   model.eval();
   model.set_eval_settings(c.get_int("eval.mem_len"), c.get_bool("eval.same_length"), c.get_int("eval.clamp_len"));
   torch::NoGradGuard no_grad;
+  const torch::Device device = model.parameters().front().device();
   EvalSums sums;
   data::TokenBatch tb;
   if (task == Task::kStream) {
@@ -188,7 +221,7 @@ nlohmann::json evaluate(model::LanguageModel& model, const data::Dataset& ds, co
     model::State state;
     for (int64_t k = 0; k < steps; ++k) {
       loader.fill(k, &tb);
-      Batch b = make_batch(tb, task);
+      Batch b = make_batch(tb, task).to(device);
       auto out = model.forward(b.input, state);
       state = out.state;
       sums.add(task, out.logits, b);
@@ -199,7 +232,7 @@ nlohmann::json evaluate(model::LanguageModel& model, const data::Dataset& ds, co
       std::vector<uint64_t> indices;
       for (uint64_t i = first; i < std::min<uint64_t>(first + G, split.examples()); ++i) indices.push_back(i);
       data::fill_examples(split, indices, &tb);
-      Batch b = make_batch(tb, task);
+      Batch b = make_batch(tb, task).to(device);
       sums.add(task, model.forward(b.input, model::State()).logits, b);
     }
   }
@@ -219,9 +252,24 @@ nlohmann::json evaluate(model::LanguageModel& model, const data::Dataset& ds, co
   return j;
 }
 
+torch::Device resolve_device(const Config& c, const parallel::LaunchInfo& launch) {
+  const std::string d = c.get_string("train.device");
+  const bool have = torch::cuda::is_available();
+  if (d == "cuda" && !have) fail("train.device = cuda but no CUDA device is visible (nvidia-smi, CUDA_VISIBLE_DEVICES)");
+  if (d == "cuda" || (d == "auto" && have)) {
+    const int n = static_cast<int>(torch::cuda::device_count());
+    if (launch.local_rank >= n) {
+      fail("rank {} has local rank {} but this node has {} GPU(s): start one rank per GPU", launch.rank, launch.local_rank, n);
+    }
+    return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(launch.local_rank));
+  }
+  return torch::Device(torch::kCPU);
+}
+
 nlohmann::json run_training(const Config& c, const std::string& run_dir, const std::string& resume) {
   parallel::LaunchInfo launch = parallel::detect_launch();
-  auto comm = parallel::make_communicator(c.get_string("train.backend"), launch, /*cuda=*/false);
+  const bool cuda = resolve_device(c, launch).is_cuda();
+  auto comm = parallel::make_communicator(c.get_string("train.backend"), launch, cuda);
   if (comm->world_size() == 1) return train_on_rank(c, run_dir, resume, *comm);
   // With several ranks an error on one must end them all, not leave the others waiting in a collective.
   try {
@@ -247,14 +295,21 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const 
   const Task task = task_of(ds);
   const int64_t vocab = static_cast<int64_t>(ds.manifest().vocab.size);
   auto model = model::make_model(c, vocab);
+  const torch::Device device = resolve_device(c, parallel::detect_launch());
+  model->to(device);
+  // Control collectives (model check, the per-step loss/stop/due all-reduce, the final parameter
+  // check) are small host tensors: on a host communicator (MPI), also beside NCCL.
+  auto host = comm.host_duplicate();
+  const bool bf16 = c.get_string("train.precision") == "bf16";
   if (lead) c.save(run_dir + "/config.yaml");
   std::unique_ptr<parallel::Reducer> reducer;
   if (world > 1) {
-    parallel::check_same_model(*model, comm);
+    parallel::check_same_model(*model, *host);
     parallel::broadcast_module(*model, comm, /*root=*/0);
     parallel::ReducerOptions ro;
     ro.first_bucket_mb = c.get_float("train.first_bucket_mb");
     ro.bucket_mb = c.get_float("train.bucket_mb");
+    ro.reduce_bf16 = c.get_string("train.reduce_dtype") == "bf16";
     reducer = std::make_unique<parallel::Reducer>(model->parameters(), comm, ro);
   }
 
@@ -311,6 +366,7 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const 
   std::string from = ckpt.resolve(resume);
   if (!from.empty()) {
     progress = ckpt.load(from, *model, *opt, ordered ? &state : nullptr, first_row, local_rows);
+    for (auto& [k, v] : state.tensors) v = v.to(device);
     if (lead) {
       spdlog::info("resuming from {} (step {})", from, progress.step);
       truncate_metrics(run_dir + "/metrics.jsonl", progress.step);
@@ -367,7 +423,7 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const 
     // fetch
     data::TokenBatch batch = prefetch.next();
     if (batch.epoch_start || task != Task::kStream) state = model::State();
-    Batch all = make_batch(batch, task);
+    Batch all = make_batch(batch, task).to(device);
     if (task == Task::kStream && loss_last > 0) {  // the R-Transformer protocol: loss on the last N positions only
       all.weight = torch::arange(all.target.size(1), torch::kInt64).ge(all.target.size(1) - loss_last)
                        .to(torch::kFloat32).unsqueeze(0).expand({all.target.size(0), -1}).contiguous();
@@ -382,13 +438,21 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const 
     model::State next_state;
     for (int64_t m = 0; m < accum; ++m) {
       Batch b = all.rows(m * micro, (m + 1) * micro);
-      auto out = model->forward(b.input, state.empty() ? state : state.rows(m * micro, (m + 1) * micro));
-      auto loss = task_loss(task, out.logits, b);
+      model::ForwardResult out;
+      torch::Tensor loss;
+      {
+        // bf16 autocast: the forward in bf16 where safe; parameters (master weights), gradients and
+        // the optimizer stay fp32.
+        Autocast autocast(bf16, device);
+        out = model->forward(b.input, state.empty() ? state : state.rows(m * micro, (m + 1) * micro));
+        loss = task_loss(task, out.logits.to(torch::kFloat32), b);
+      }
       if (reducer && m + 1 == accum) reducer->prepare_for_sync();
       (loss / static_cast<double>(accum)).backward();
       if (reducer && m + 1 == accum) reducer->finalize();
       step_loss += loss.item<double>() / static_cast<double>(accum);
       for (auto& [k, v] : out.state.tensors) {
+        if (v.scalar_type() != torch::kFloat32) v = v.to(torch::kFloat32);  // state is kept in fp32
         auto& dst = next_state.tensors[k];
         dst = dst.defined() ? torch::cat({dst, v}, 0) : v;
       }
@@ -402,7 +466,7 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const 
     bool due = ckpt.due(step + 1) || step + 1 == steps;
     if (world > 1) {
       auto l = torch::tensor({step_loss, stop ? 1.0 : 0.0, due ? 1.0 : 0.0}, torch::kFloat64);
-      comm.all_reduce_sum(l);
+      host->all_reduce_sum(l);
       step_loss = l[0].item<double>() / world;
       stop = l[1].item<double>() > 0;
       due = l[2].item<double>() > 0;
@@ -462,7 +526,7 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const 
   }
   ckpt.wait();
   // Every rank must end with the same parameters; a difference means a bug, not noise.
-  const bool identical = world == 1 || parallel::ranks_hold_same_parameters(*model, comm);
+  const bool identical = world == 1 || parallel::ranks_hold_same_parameters(*model, *host);
   if (!identical) fail("rank {}: parameters differ between ranks after training (data-parallel bug)", rank);
   nlohmann::json result;
   const std::string eval_path = run_dir + "/eval.json";
@@ -480,7 +544,7 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const 
     if (reducer) result["buckets"] = reducer->num_buckets();
     write_file_atomic(eval_path, result.dump(2) + "\n");
   }
-  comm.barrier();
+  host->barrier();
   return result;
 }
 

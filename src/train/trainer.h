@@ -7,6 +7,9 @@
 #include <string>
 
 #include <nlohmann/json.hpp>
+#include <torch/types.h>
+
+#include "parallel/launch.h"
 
 namespace recur {
 class Config;
@@ -34,6 +37,10 @@ nlohmann::json evaluate(model::LanguageModel& model, const data::Dataset& datase
 // checkpoint directory. Returns the final evaluation (rank 0; null elsewhere). Throws
 // checkpoint::Checkpointed after a save triggered by SIGTERM/SIGUSR1.
 nlohmann::json run_training(const Config& config, const std::string& run_dir, const std::string& resume = "auto");
+
+// train.device for this rank: auto (its local rank's GPU when CUDA is available, else the CPU), cpu, or
+// cuda (an error without a GPU, or when the node has fewer GPUs than local ranks).
+torch::Device resolve_device(const Config& config, const parallel::LaunchInfo& launch);
 
 // Loads RUN_DIR's config and parameters and evaluates a split.
 nlohmann::json run_evaluation(const std::string& run_dir, const std::string& split, const std::vector<std::string>& overrides);

@@ -76,6 +76,20 @@ TEST_F(DataParallel, TwoRanksEqualOneProcessWithTheWholeBatch) {
   }
 }
 
+// train.reduce_dtype = bf16 halves the all-reduce traffic (over MPI: 16-bit words summed by a
+// user-defined operation). Ranks still end bitwise identical; the result stays close to fp32 reduction.
+TEST_F(DataParallel, Bf16ReductionKeepsRanksIdenticalAndCloseToFp32) {
+  std::string fp32 = g_root + "/reduce-fp32", bf16 = g_root + "/reduce-bf16";
+  recur_train(2, "xl", fp32, "");
+  recur_train(2, "xl", bf16, "--set train.reduce_dtype=bf16");
+  auto eval = nlohmann::json::parse(read_file(bf16 + "/eval.json"));
+  EXPECT_TRUE(eval["ranks_identical"].get<bool>());
+  auto a = test::load_run(fp32), b = test::load_run(bf16);
+  double rel = max_relative_difference(*a, *b);
+  EXPECT_GT(rel, 0.0) << "bf16 reduction had no effect";
+  EXPECT_LT(rel, 5e-2);
+}
+
 TEST_F(DataParallel, ResultDoesNotDependOnBucketSize) {
   std::string many = g_root + "/buckets-many", one = g_root + "/buckets-one";
   recur_train(2, "rsa_xl", many, "--set train.first_bucket_mb=0.001 --set train.bucket_mb=0.002");

@@ -13,6 +13,7 @@
 #include "data/corpora.h"
 #include "data/gen.h"
 #include "train/trainer.h"
+#include "../common/runs.h"
 
 namespace recur::train {
 namespace {
@@ -79,7 +80,8 @@ TEST_F(TrainerTest, XlAndRsaXlDriveLossBelowBound) {
 }
 
 TEST_F(TrainerTest, EveryTinyConfigTrains) {
-  for (const std::string type : {"transformer", "rsa_transformer", "tl_xl", "fl_xl"}) {
+  for (const std::string type : {"transformer", "rsa_transformer", "tl_xl", "fl_xl", "brt", "rsa_brt", "r_transformer",
+                                  "recurrent_transformer"}) {
     std::string run = root_ + "/run-" + type;
     auto result = run_training(config(type, {"train.steps=5"}), run);
     EXPECT_TRUE(std::isfinite(result["loss"].get<double>())) << type;
@@ -87,6 +89,26 @@ TEST_F(TrainerTest, EveryTinyConfigTrains) {
     int lines = 0;
     for (std::string line; std::getline(in, line);) ++lines;
     EXPECT_EQ(lines, 5) << type;  // log_every = 1
+  }
+}
+
+// train.precision = bf16: the forward runs under autocast (here CPU autocast; CUDA on GPUs), while the
+// parameters (master weights), gradients and Adam state stay fp32. The run differs from the fp32 run
+// (autocast took effect) but learns as well.
+TEST_F(TrainerTest, Bf16AutocastKeepsFp32MasterWeights) {
+  for (const std::string type : {"xl", "brt"}) {
+    std::string fp32 = root_ + "/prec-fp32-" + type, bf16 = root_ + "/prec-bf16-" + type;
+    auto a = run_training(config(type, {"train.steps=60", "train.log_every=60"}), fp32);
+    auto b = run_training(config(type, {"train.steps=60", "train.log_every=60", "train.precision=bf16"}), bf16);
+    auto ma = test::load_run(fp32), mb = test::load_run(bf16);
+    bool any_differs = false;
+    for (const auto& item : mb->named_parameters()) {
+      EXPECT_EQ(item.value().scalar_type(), torch::kFloat32) << item.key();
+      any_differs = any_differs || !torch::equal(item.value(), ma->named_parameters()[item.key()]);
+    }
+    EXPECT_TRUE(any_differs) << type << ": bf16 autocast had no effect";
+    EXPECT_NEAR(b["loss"].get<double>(), a["loss"].get<double>(), 0.1) << type;
+    EXPECT_LT(b["loss"].get<double>(), 3.0) << type;  // it learned (ln 256 = 5.5 at the start)
   }
 }
 
