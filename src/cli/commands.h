@@ -15,5 +15,8 @@ int cmd_bench(const Argv& args);
 int cmd_train(const Argv& args);
 int cmd_eval(const Argv& args);
 int cmd_ckpt(const Argv& args);
+int cmd_coordinator(const Argv& args);
+int cmd_sweep(const Argv& args);
+int cmd_agent(const Argv& args);
 
 }  // namespace recur::cli

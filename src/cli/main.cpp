@@ -32,7 +32,10 @@ const Command kCommands[] = {
     {"ckpt", "list, verify and inspect checkpoints: `ckpt list RUN_DIR`, `ckpt verify CKPT`, `ckpt inspect CKPT`",
      recur::cli::cmd_ckpt},
     {"config", "list the config keys (`config keys`) or print a resolved config (`config show`)", recur::cli::cmd_config},
-    {"bench", "measure hot paths: `bench data`, `bench step`, `bench allreduce`", recur::cli::cmd_bench},
+    {"bench", "measure hot paths: `bench data`, `bench step`, `bench allreduce`, `bench ckpt`", recur::cli::cmd_bench},
+    {"coordinator", "the ablation coordinator (HTTP + SQLite): schedules sweeps on agents", recur::cli::cmd_coordinator},
+    {"sweep", "submit and follow sweeps: `sweep submit|status|results|cancel`", recur::cli::cmd_sweep},
+    {"agent", "run trials leased from a coordinator", recur::cli::cmd_agent},
 };
 
 void print_help() {

@@ -1,0 +1,219 @@
+// `recur coordinator`, `recur sweep ...` and `recur agent`: the ablation coordinator and its clients.
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "coord/agent.h"
+#include "coord/http.h"
+#include "coord/sweep.h"
+#include "core/error.h"
+#include "core/fs.h"
+
+namespace recur::cli {
+namespace {
+
+using nlohmann::json;
+
+void client_options(Args& args) {
+  args.option("coordinator", "URL", "coordinator address, e.g. http://127.0.0.1:8470 (default: $RECUR_COORDINATOR)")
+      .option("token", "T", "access token (default: --token-file, then $RECUR_TOKEN)")
+      .option("token-file", "FILE", "file holding the token (the coordinator writes STATE.db.token)");
+}
+
+std::string client_url(const Args& args) {
+  if (args.has("coordinator")) return args.get("coordinator");
+  if (const char* e = std::getenv("RECUR_COORDINATOR")) return e;
+  throw UsageError("no coordinator: give --coordinator URL or set RECUR_COORDINATOR");
+}
+
+std::string client_token(const Args& args) {
+  std::string t;
+  if (args.has("token")) t = args.get("token");
+  else if (args.has("token-file")) t = read_file(expand_user(args.get("token-file")));
+  else if (const char* e = std::getenv("RECUR_TOKEN")) t = e;
+  else throw UsageError("no token: give --token, --token-file or set RECUR_TOKEN");
+  while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
+  return t;
+}
+
+json call(const Args& args, const std::string& method, const std::string& target, const std::string& body = "") {
+  auto r = coord::http_request(client_url(args), method, target, client_token(args), body);
+  if (r.status != 200) {
+    std::string msg = r.body.is_object() && r.body.contains("error") ? r.body["error"].get<std::string>() : r.body.dump();
+    fail("coordinator: {} {} -> HTTP {}: {}", method, target, r.status, msg);
+  }
+  return r.body;
+}
+
+std::string fmt_value(const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
+
+int sweep_submit(const Argv& argv) {
+  Args args("recur sweep submit SPEC.yaml [--coordinator URL] [--token T]",
+            "Expand a sweep spec (base config x axes x seeds), check every trial's config, and submit it.\n"
+            "Prints the new sweep's id on its last line.");
+  args.positional("spec", "sweep spec (YAML; see configs/sweeps/)").flag("dry-run", "expand and check only; print the trials");
+  client_options(args);
+  if (!args.parse(argv)) return 0;
+  coord::SweepSpec spec = coord::load_sweep_spec(args.get("spec"));
+  if (args.get_flag("dry-run")) {
+    for (const auto& t : spec.trials) std::printf("%s seed %lld\n", t.point.dump().c_str(), static_cast<long long>(t.seed));
+    std::printf("%zu trials\n", spec.trials.size());
+    return 0;
+  }
+  json r = call(args, "POST", "/api/sweeps", spec.to_json().dump());
+  std::fprintf(stderr, "sweep '%s': %zu trials submitted\n", spec.name.c_str(), spec.trials.size());
+  std::printf("%lld\n", static_cast<long long>(r["id"].get<int64_t>()));
+  return 0;
+}
+
+int sweep_status(const Argv& argv) {
+  Args args("recur sweep status [ID] [--json]", "Every sweep's state, or one sweep's state and its trials' states and progress.");
+  args.positional("id", "sweep id (optional)").flag("json", "print the JSON the coordinator returns");
+  client_options(args);
+  if (!args.parse(argv)) return 0;
+  if (!args.has("id")) {
+    json all = call(args, "GET", "/api/sweeps");
+    if (args.get_flag("json")) {
+      std::printf("%s\n", all.dump(2).c_str());
+      return 0;
+    }
+    std::printf("%-5s %-10s %-8s %s\n", "id", "state", "trials", "name");
+    for (const auto& s : all) {
+      int64_t n = 0;
+      for (const auto& [k, v] : s["counts"].items()) n += v.get<int64_t>();
+      std::printf("%-5lld %-10s %-8lld %s\n", static_cast<long long>(s["id"].get<int64_t>()), s["state"].get<std::string>().c_str(),
+                  static_cast<long long>(n), s["name"].get<std::string>().c_str());
+    }
+    return 0;
+  }
+  json s = call(args, "GET", "/api/sweeps/" + args.get("id"));
+  if (args.get_flag("json")) {
+    std::printf("%s\n", s.dump(2).c_str());
+    return 0;
+  }
+  std::printf("sweep %lld '%s': %s\n", static_cast<long long>(s["id"].get<int64_t>()), s["name"].get<std::string>().c_str(),
+              s["state"].get<std::string>().c_str());
+  for (const auto& t : s["trials"]) {
+    const json& p = t["progress"];
+    std::string prog = p.contains("step") ? fmt::format("step {}/{} loss {:.4f}", p["step"].get<int64_t>(), p.value("steps", int64_t{0}),
+                                                        p.value("loss", 0.0))
+                                          : "";
+    std::printf("  trial %-5lld %-10s attempts %lld  %s seed %lld  %s\n", static_cast<long long>(t["id"].get<int64_t>()),
+                t["state"].get<std::string>().c_str(), static_cast<long long>(t["attempts"].get<int64_t>()),
+                t["point"].dump().c_str(), static_cast<long long>(t["seed"].get<int64_t>()), prog.c_str());
+  }
+  return 0;
+}
+
+int sweep_results(const Argv& argv) {
+  Args args("recur sweep results ID [--format table|csv|json]",
+            "Per axis point: the metric's mean and sd over the succeeded seeds, and the learned RSA gates.");
+  args.positional("id", "sweep id").option("format", "F", "table, csv or json", "table");
+  client_options(args);
+  if (!args.parse(argv)) return 0;
+  if (!args.has("id")) throw UsageError("give the sweep id");
+  const std::string f = args.get("format");
+  if (f != "table" && f != "csv" && f != "json") throw UsageError("--format must be table, csv or json");
+  json r = call(args, "GET", "/api/sweeps/" + args.get("id") + "/results");
+  if (f == "json") {
+    std::printf("%s\n", r.dump(2).c_str());
+    return 0;
+  }
+  std::vector<std::string> axes = r["axes"].get<std::vector<std::string>>();
+  const std::string metric = r["metric"];
+  std::ostringstream out;
+  const char* sep = f == "csv" ? "," : " | ";
+  for (const auto& a : axes) out << a << sep;
+  out << metric << "_mean" << sep << metric << "_sd" << sep << "n" << sep << "rsa_gates\n";
+  if (f == "table") {
+    for (size_t i = 0; i < axes.size() + 4; ++i) out << (i ? " | " : "") << "---";
+    out << "\n";
+  }
+  for (const auto& row : r["rows"]) {
+    for (const auto& a : axes) out << fmt_value(row["point"].value(a, json(""))) << sep;
+    out << (row.contains("mean") ? fmt::format("{:.6g}", row["mean"].get<double>()) : "") << sep
+        << (row.contains("sd") ? fmt::format("{:.3g}", row["sd"].get<double>()) : "") << sep << row["n"].get<int64_t>() << sep;
+    if (row.contains("rsa_gates")) {
+      std::string g;
+      for (const auto& v : row["rsa_gates"]) g += (g.empty() ? "" : " ") + fmt::format("{:.3f}", v.get<double>());
+      out << (f == "csv" ? "\"" + g + "\"" : g);
+    }
+    out << "\n";
+  }
+  std::printf("%s", out.str().c_str());
+  return 0;
+}
+
+int sweep_cancel(const Argv& argv) {
+  Args args("recur sweep cancel ID", "Cancel a sweep: pending trials are dropped; agents stop running ones at their next heartbeat.");
+  args.positional("id", "sweep id");
+  client_options(args);
+  if (!args.parse(argv)) return 0;
+  if (!args.has("id")) throw UsageError("give the sweep id");
+  json s = call(args, "POST", "/api/sweeps/" + args.get("id") + "/cancel");
+  std::printf("sweep %s: %s\n", args.get("id").c_str(), s["state"].get<std::string>().c_str());
+  return 0;
+}
+
+}  // namespace
+
+int cmd_coordinator(const Argv& argv) {
+  Args args("recur coordinator --state FILE.db [--listen HOST:PORT]",
+            "The ablation coordinator: an HTTP + JSON service that holds sweeps and trials in SQLite (WAL),\n"
+            "leases trials to agents, requeues trials whose agent stops sending heartbeats, and collects\n"
+            "results. The access token is created at first start in FILE.db.token (mode 0600).");
+  args.required("state", "FILE.db", "state database (created if missing)")
+      .option("listen", "HOST:PORT", "address to listen on (loopback unless told otherwise; port 0 = any free port)", "127.0.0.1:8470")
+      .option("lease-seconds", "S", "requeue a trial after this long without a heartbeat", "30")
+      .option("port-file", "FILE", "write the bound port here once listening");
+  if (!args.parse(argv)) return 0;
+  coord::ServerOptions o;
+  o.state = expand_user(args.get("state"));
+  o.listen = args.get("listen");
+  o.lease_seconds = args.get_double("lease-seconds");
+  if (o.lease_seconds <= 0) throw UsageError("--lease-seconds must be positive");
+  if (args.has("port-file")) o.port_file = args.get("port-file");
+  return coord::run_coordinator(o);
+}
+
+int cmd_sweep(const Argv& argv) {
+  if (!argv.empty() && argv[0] == "submit") return sweep_submit(Argv(argv.begin() + 1, argv.end()));
+  if (!argv.empty() && argv[0] == "status") return sweep_status(Argv(argv.begin() + 1, argv.end()));
+  if (!argv.empty() && argv[0] == "results") return sweep_results(Argv(argv.begin() + 1, argv.end()));
+  if (!argv.empty() && argv[0] == "cancel") return sweep_cancel(Argv(argv.begin() + 1, argv.end()));
+  Args args("recur sweep {submit,status,results,cancel} ...", "Submit and follow sweeps on a coordinator.");
+  if (!args.parse(argv)) return 0;
+  throw UsageError("expected submit, status, results or cancel");
+}
+
+int cmd_agent(const Argv& argv) {
+  Args args("recur agent --coordinator URL --token T --slots N --workdir DIR [--gpus 0,1,...]",
+            "Run trials for a coordinator: lease, run `recur train` (mpirun for multi-rank trials), send\n"
+            "heartbeats and progress, report results. SIGTERM: running trials checkpoint and are requeued.");
+  client_options(args);
+  args.option("slots", "N", "ranks this agent runs at once", "1")
+      .option("gpus", "LIST", "GPU ids to hand to trials (CUDA_VISIBLE_DEVICES)")
+      .required("workdir", "DIR", "run directories go here (shared storage, so a requeued trial resumes anywhere)")
+      .option("name", "NAME", "agent name (default hostname:pid)")
+      .option("heartbeat", "S", "seconds between heartbeats", "2")
+      .flag("exit-when-idle", "leave once no sweep has pending or running trials");
+  if (!args.parse(argv)) return 0;
+  coord::AgentOptions o;
+  o.url = client_url(args);
+  o.token = client_token(args);
+  o.slots = args.get_int("slots");
+  if (args.has("gpus")) {
+    for (double g : args.get_double_list("gpus")) o.gpus.push_back(static_cast<int>(g));
+  }
+  o.workdir = args.get("workdir");
+  if (args.has("name")) o.name = args.get("name");
+  o.heartbeat_s = args.get_double("heartbeat");
+  o.exit_when_idle = args.get_flag("exit-when-idle");
+  return coord::run_agent(o);
+}
+
+}  // namespace recur::cli

@@ -1,0 +1,428 @@
+// See store.h.
+#include "coord/store.h"
+
+#include <sqlite3.h>
+
+#include <chrono>
+#include <cmath>
+#include <map>
+
+#include "core/error.h"
+
+namespace recur::coord {
+
+using nlohmann::json;
+
+double wall_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+namespace {
+
+// One prepared statement; bind by position (1-based), step, read columns.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const std::string& sql) : db_(db) {
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s_, nullptr) != SQLITE_OK) {
+      fail("coordinator state: cannot prepare '{}': {}", sql, sqlite3_errmsg(db));
+    }
+  }
+  ~Stmt() { sqlite3_finalize(s_); }
+  Stmt& bind(int i, int64_t v) {
+    sqlite3_bind_int64(s_, i, v);
+    return *this;
+  }
+  Stmt& bind(int i, double v) {
+    sqlite3_bind_double(s_, i, v);
+    return *this;
+  }
+  Stmt& bind(int i, const std::string& v) {
+    sqlite3_bind_text(s_, i, v.c_str(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& bind_null(int i) {
+    sqlite3_bind_null(s_, i);
+    return *this;
+  }
+  bool step() {  // true: a row is available
+    int rc = sqlite3_step(s_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    fail("coordinator state: {}", sqlite3_errmsg(db_));
+  }
+  int64_t i64(int c) { return sqlite3_column_int64(s_, c); }
+  double f64(int c) { return sqlite3_column_double(s_, c); }
+  std::string text(int c) {
+    auto* p = sqlite3_column_text(s_, c);
+    return p ? std::string(reinterpret_cast<const char*>(p)) : std::string();
+  }
+  bool null(int c) { return sqlite3_column_type(s_, c) == SQLITE_NULL; }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* s_ = nullptr;
+};
+
+// BEGIN IMMEDIATE ... COMMIT, rolled back when an exception leaves the scope.
+class Tx {
+ public:
+  explicit Tx(sqlite3* db) : db_(db) { run("BEGIN IMMEDIATE"); }
+  ~Tx() {
+    if (!done_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+  void commit() {
+    run("COMMIT");
+    done_ = true;
+  }
+
+ private:
+  void run(const char* sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string msg = err ? err : "?";
+      sqlite3_free(err);
+      fail("coordinator state: {}: {}", sql, msg);
+    }
+  }
+  sqlite3* db_;
+  bool done_ = false;
+};
+
+json parse_or(const std::string& text, json fallback) {
+  if (text.empty()) return fallback;
+  try {
+    return json::parse(text);
+  } catch (const json::exception&) {
+    return fallback;
+  }
+}
+
+const char* kTrialColumns =
+    "id, sweep_id, idx, point, seed, overrides, ranks, max_retries, attempts, state, agent_id, lease_expires, run_dir, "
+    "progress, result, error, completions";
+
+json trial_row(Stmt& q) {
+  json t = {{"id", q.i64(0)},
+            {"sweep", q.i64(1)},
+            {"index", q.i64(2)},
+            {"point", parse_or(q.text(3), json::object())},
+            {"seed", q.i64(4)},
+            {"overrides", parse_or(q.text(5), json::array())},
+            {"ranks", q.i64(6)},
+            {"max_retries", q.i64(7)},
+            {"attempts", q.i64(8)},
+            {"state", q.text(9)},
+            {"run_dir", q.text(12)},
+            {"progress", parse_or(q.text(13), json::object())},
+            {"result", parse_or(q.text(14), json(nullptr))},
+            {"error", q.text(15)},
+            {"completions", q.i64(16)}};
+  if (!q.null(10)) t["agent"] = q.i64(10);
+  return t;
+}
+
+std::string sweep_state(bool cancelled, const std::map<std::string, int64_t>& n, int64_t total) {
+  if (cancelled) return "cancelled";
+  auto get = [&](const char* k) { auto it = n.find(k); return it == n.end() ? int64_t{0} : it->second; };
+  if (get("succeeded") == total) return "completed";
+  if (get("pending") + get("running") == 0) return "failed";
+  if (get("running") > 0 || get("succeeded") + get("failed") > 0) return "running";
+  return "pending";
+}
+
+}  // namespace
+
+Store::Store(const std::string& path) : path_(path) {
+  if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
+    std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+    sqlite3_close(db_);
+    db_ = nullptr;
+    fail("cannot open coordinator state {}: {}", path, msg);
+  }
+  sqlite3_busy_timeout(db_, 5000);
+  try {
+    exec("PRAGMA journal_mode=WAL");
+    exec("PRAGMA synchronous=NORMAL");
+    exec("PRAGMA foreign_keys=ON");
+    exec("CREATE TABLE IF NOT EXISTS sweeps (id INTEGER PRIMARY KEY, name TEXT NOT NULL, spec TEXT NOT NULL, "
+         "metric TEXT NOT NULL, axes TEXT NOT NULL, cancelled INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL)");
+    exec("CREATE TABLE IF NOT EXISTS trials (id INTEGER PRIMARY KEY, sweep_id INTEGER NOT NULL REFERENCES sweeps(id), "
+         "idx INTEGER NOT NULL, point TEXT NOT NULL, seed INTEGER NOT NULL, overrides TEXT NOT NULL, "
+         "ranks INTEGER NOT NULL, max_retries INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, "
+         "state TEXT NOT NULL DEFAULT 'pending', agent_id INTEGER, lease_expires REAL, run_dir TEXT NOT NULL DEFAULT '', "
+         "progress TEXT NOT NULL DEFAULT '{}', result TEXT NOT NULL DEFAULT '', error TEXT NOT NULL DEFAULT '', "
+         "completions INTEGER NOT NULL DEFAULT 0, updated REAL NOT NULL)");
+    exec("CREATE INDEX IF NOT EXISTS trials_state ON trials(state, id)");
+    exec("CREATE TABLE IF NOT EXISTS agents (id INTEGER PRIMARY KEY, name TEXT NOT NULL, slots INTEGER NOT NULL, "
+         "gpus TEXT NOT NULL, workdir TEXT NOT NULL, last_seen REAL NOT NULL)");
+    exec("CREATE TABLE IF NOT EXISTS base_configs (sweep_id INTEGER PRIMARY KEY REFERENCES sweeps(id), yaml TEXT NOT NULL)");
+  } catch (...) {
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw;
+  }
+}
+
+Store::~Store() {
+  if (db_) sqlite3_close(db_);
+}
+
+void Store::exec(const std::string& sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "?";
+    sqlite3_free(err);
+    fail("coordinator state {}: {}: {}", path_, sql.substr(0, 60), msg);
+  }
+}
+
+int64_t Store::create_sweep(const SweepSpec& spec) {
+  Tx tx(db_);
+  const double now = wall_now();
+  Stmt ins(db_, "INSERT INTO sweeps (name, spec, metric, axes, created) VALUES (?, ?, ?, ?, ?)");
+  ins.bind(1, spec.name).bind(2, spec.to_json().dump()).bind(3, spec.metric).bind(4, json(spec.axes).dump()).bind(5, now);
+  ins.step();
+  const int64_t id = sqlite3_last_insert_rowid(db_);
+  Stmt base(db_, "INSERT INTO base_configs (sweep_id, yaml) VALUES (?, ?)");
+  base.bind(1, id).bind(2, spec.base_yaml);
+  base.step();
+  int64_t idx = 0;
+  for (const auto& t : spec.trials) {
+    Stmt q(db_, "INSERT INTO trials (sweep_id, idx, point, seed, overrides, ranks, max_retries, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+    q.bind(1, id).bind(2, idx++).bind(3, t.point.dump()).bind(4, t.seed).bind(5, json(t.overrides).dump());
+    q.bind(6, spec.ranks).bind(7, spec.retries).bind(8, now);
+    q.step();
+  }
+  tx.commit();
+  return id;
+}
+
+json Store::sweep(int64_t id) {
+  Stmt s(db_, "SELECT id, name, metric, axes, cancelled, created FROM sweeps WHERE id = ?");
+  s.bind(1, id);
+  if (!s.step()) throw NotFound("no sweep " + std::to_string(id));
+  json out = {{"id", s.i64(0)}, {"name", s.text(1)}, {"metric", s.text(2)}, {"axes", parse_or(s.text(3), json::array())},
+              {"created", s.f64(5)}};
+  const bool cancelled = s.i64(4) != 0;
+  Stmt q(db_, std::string("SELECT ") + kTrialColumns + " FROM trials WHERE sweep_id = ? ORDER BY idx");
+  q.bind(1, id);
+  json trials = json::array();
+  std::map<std::string, int64_t> counts;
+  while (q.step()) {
+    trials.push_back(trial_row(q));
+    ++counts[trials.back()["state"].get<std::string>()];
+  }
+  out["state"] = sweep_state(cancelled, counts, static_cast<int64_t>(trials.size()));
+  out["counts"] = counts;
+  out["trials"] = trials;
+  return out;
+}
+
+json Store::sweeps() {
+  json out = json::array();
+  std::vector<int64_t> ids;
+  {
+    Stmt s(db_, "SELECT id FROM sweeps ORDER BY id");
+    while (s.step()) ids.push_back(s.i64(0));
+  }
+  for (int64_t id : ids) {
+    json j = sweep(id);
+    j.erase("trials");
+    out.push_back(j);
+  }
+  return out;
+}
+
+void Store::cancel_sweep(int64_t id) {
+  Tx tx(db_);
+  Stmt s(db_, "UPDATE sweeps SET cancelled = 1 WHERE id = ?");
+  s.bind(1, id);
+  s.step();
+  if (sqlite3_changes(db_) == 0) throw NotFound("no sweep " + std::to_string(id));
+  Stmt t(db_, "UPDATE trials SET state = 'cancelled', agent_id = NULL, lease_expires = NULL, updated = ? "
+              "WHERE sweep_id = ? AND state IN ('pending', 'running')");
+  t.bind(1, wall_now()).bind(2, id);
+  t.step();
+  tx.commit();
+}
+
+json Store::results(int64_t id) {
+  json sw = sweep(id);
+  const std::string metric = sw["metric"];
+  struct Cell {
+    json point;
+    std::vector<double> values;
+    std::vector<std::vector<double>> gates;
+    int64_t seeds = 0;
+  };
+  std::vector<std::string> order;
+  std::map<std::string, Cell> cells;
+  for (const auto& t : sw["trials"]) {
+    std::string key = t["point"].dump();
+    if (!cells.count(key)) {
+      order.push_back(key);
+      cells[key].point = t["point"];
+    }
+    Cell& c = cells[key];
+    ++c.seeds;
+    if (t["state"] != "succeeded" || !t["result"].is_object()) continue;
+    const json& r = t["result"];
+    if (r.contains(metric) && r[metric].is_number()) c.values.push_back(r[metric].get<double>());
+    if (r.contains("rsa_gates")) c.gates.push_back(r["rsa_gates"].get<std::vector<double>>());
+  }
+  json rows = json::array();
+  for (const auto& key : order) {
+    const Cell& c = cells[key];
+    json row = {{"point", c.point}, {"n", c.values.size()}, {"seeds", c.seeds}};
+    if (!c.values.empty()) {
+      double mean = 0;
+      for (double v : c.values) mean += v;
+      mean /= static_cast<double>(c.values.size());
+      double var = 0;
+      for (double v : c.values) var += (v - mean) * (v - mean);
+      double sd = c.values.size() > 1 ? std::sqrt(var / static_cast<double>(c.values.size() - 1)) : 0.0;
+      row["mean"] = mean;
+      row["sd"] = sd;
+    }
+    if (!c.gates.empty()) {  // mean learned gate per layer over seeds
+      std::vector<double> g(c.gates[0].size(), 0.0);
+      for (const auto& v : c.gates)
+        for (size_t i = 0; i < g.size() && i < v.size(); ++i) g[i] += v[i] / static_cast<double>(c.gates.size());
+      row["rsa_gates"] = g;
+    }
+    rows.push_back(row);
+  }
+  return {{"sweep", id}, {"name", sw["name"]}, {"state", sw["state"]}, {"metric", metric}, {"axes", sw["axes"]}, {"rows", rows}};
+}
+
+int64_t Store::register_agent(const std::string& name, int64_t slots, const std::string& gpus, const std::string& workdir) {
+  Tx tx(db_);
+  Stmt s(db_, "INSERT INTO agents (name, slots, gpus, workdir, last_seen) VALUES (?, ?, ?, ?, ?)");
+  s.bind(1, name).bind(2, slots).bind(3, gpus).bind(4, workdir).bind(5, wall_now());
+  s.step();
+  int64_t id = sqlite3_last_insert_rowid(db_);
+  tx.commit();
+  return id;
+}
+
+void Store::agent_seen(int64_t agent) {
+  Stmt s(db_, "UPDATE agents SET last_seen = ? WHERE id = ?");
+  s.bind(1, wall_now()).bind(2, agent);
+  s.step();
+  if (sqlite3_changes(db_) == 0) throw NotFound("no agent " + std::to_string(agent));
+}
+
+json Store::lease(int64_t agent, int64_t free_slots, double lease_seconds) {
+  Tx tx(db_);
+  std::string workdir;
+  {
+    Stmt a(db_, "SELECT workdir FROM agents WHERE id = ?");
+    a.bind(1, agent);
+    if (!a.step()) throw NotFound("no agent " + std::to_string(agent));
+    workdir = a.text(0);
+  }
+  Stmt q(db_, std::string("SELECT ") + kTrialColumns +
+                  " FROM trials WHERE state = 'pending' AND ranks <= ? ORDER BY id LIMIT 1");
+  q.bind(1, free_slots);
+  if (!q.step()) {
+    tx.commit();
+    return json(nullptr);
+  }
+  json t = trial_row(q);
+  const int64_t id = t["id"], attempt = t["attempts"].get<int64_t>() + 1;
+  std::string run_dir = t["run_dir"];
+  // The first lease fixes the run directory; later leases (retries, requeues) reuse it, so a trial
+  // resumes from its checkpoints (the work directories are on shared storage).
+  if (run_dir.empty()) run_dir = workdir + "/sweep-" + std::to_string(t["sweep"].get<int64_t>()) + "/trial-" + std::to_string(id);
+  const double now = wall_now();
+  Stmt u(db_, "UPDATE trials SET state = 'running', agent_id = ?, attempts = ?, lease_expires = ?, run_dir = ?, updated = ? WHERE id = ?");
+  u.bind(1, agent).bind(2, attempt).bind(3, now + lease_seconds).bind(4, run_dir).bind(5, now).bind(6, id);
+  u.step();
+  std::string base;
+  {
+    Stmt b(db_, "SELECT yaml FROM base_configs WHERE sweep_id = ?");
+    b.bind(1, t["sweep"].get<int64_t>());
+    if (b.step()) base = b.text(0);
+  }
+  tx.commit();
+  t["attempt"] = attempt;
+  t["attempts"] = attempt;
+  t["run_dir"] = run_dir;
+  t["state"] = "running";
+  t["base_yaml"] = base;
+  return t;
+}
+
+bool Store::heartbeat(int64_t trial, int64_t agent, int64_t attempt, const json& progress, double lease_seconds) {
+  Tx tx(db_);
+  Stmt u(db_, "UPDATE trials SET lease_expires = ?, progress = ?, updated = ? WHERE id = ? AND state = 'running' AND agent_id = ? AND attempts = ?");
+  const double now = wall_now();
+  u.bind(1, now + lease_seconds).bind(2, progress.dump()).bind(3, now).bind(4, trial).bind(5, agent).bind(6, attempt);
+  u.step();
+  bool held = sqlite3_changes(db_) > 0;
+  Stmt a(db_, "UPDATE agents SET last_seen = ? WHERE id = ?");
+  a.bind(1, now).bind(2, agent);
+  a.step();
+  tx.commit();
+  return held;
+}
+
+json Store::report(int64_t trial, int64_t agent, int64_t attempt, const std::string& status, const json& result,
+                   const std::string& error) {
+  if (status != "succeeded" && status != "failed" && status != "requeue") {
+    fail("report status must be succeeded, failed or requeue (got '{}')", status);
+  }
+  Tx tx(db_);
+  Stmt q(db_, "SELECT state, agent_id, attempts, max_retries FROM trials WHERE id = ?");
+  q.bind(1, trial);
+  if (!q.step()) throw NotFound("no trial " + std::to_string(trial));
+  const std::string state = q.text(0);
+  const bool holder = state == "running" && !q.null(1) && q.i64(1) == agent && q.i64(2) == attempt;
+  const int64_t attempts = q.i64(2), max_retries = q.i64(3);
+  json out = {{"trial", trial}, {"state", state}};
+  if (!holder) {  // a repeated or stale report: nothing changes
+    out["applied"] = false;
+    tx.commit();
+    return out;
+  }
+  const double now = wall_now();
+  std::string next;
+  if (status == "succeeded") next = "succeeded";
+  else if (status == "requeue") next = "pending";
+  else next = attempts <= max_retries ? "pending" : "failed";
+  Stmt u(db_, "UPDATE trials SET state = ?, agent_id = NULL, lease_expires = NULL, result = ?, error = ?, "
+              "completions = completions + ?, updated = ? WHERE id = ?");
+  u.bind(1, next).bind(2, result.is_null() ? std::string() : result.dump()).bind(3, error);
+  u.bind(4, int64_t{status == "succeeded" ? 1 : 0}).bind(5, now).bind(6, trial);
+  u.step();
+  if (status == "requeue") {  // a checkpointed stop (agent leaving) does not count against the retries
+    Stmt r(db_, "UPDATE trials SET attempts = attempts - 1 WHERE id = ?");
+    r.bind(1, trial);
+    r.step();
+  }
+  tx.commit();
+  out["applied"] = true;
+  out["state"] = next;
+  return out;
+}
+
+int64_t Store::expire_leases(double now) {
+  Tx tx(db_);
+  Stmt u(db_, "UPDATE trials SET state = CASE WHEN attempts <= max_retries THEN 'pending' ELSE 'failed' END, "
+              "error = 'lease expired (agent lost)', agent_id = NULL, lease_expires = NULL, updated = ? "
+              "WHERE state = 'running' AND lease_expires < ?");
+  u.bind(1, now).bind(2, now);
+  u.step();
+  int64_t n = sqlite3_changes(db_);
+  tx.commit();
+  return n;
+}
+
+json Store::counters() {
+  Stmt q(db_, "SELECT id, completions, attempts, state FROM trials ORDER BY id");
+  json out = json::array();
+  while (q.step()) out.push_back({{"id", q.i64(0)}, {"completions", q.i64(1)}, {"attempts", q.i64(2)}, {"state", q.text(3)}});
+  return out;
+}
+
+}  // namespace recur::coord

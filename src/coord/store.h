@@ -1,0 +1,61 @@
+// The coordinator's state in SQLite (WAL mode): sweeps, their trials, and agents. Every mutation is one
+// transaction, so a coordinator killed at any moment restarts with a consistent state.
+// Trial states: pending -> running (leased to an agent attempt) -> succeeded | failed, or back to
+// pending (retry, lost lease, requeue); cancelled. Invariant: a trial is succeeded at most once, and
+// only a report from the attempt that holds the lease changes it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "coord/sweep.h"
+
+struct sqlite3;
+
+namespace recur::coord {
+
+class Store {
+ public:
+  explicit Store(const std::string& path);  // opens or creates; throws recur::Error naming the file
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  int64_t create_sweep(const SweepSpec& spec);
+  nlohmann::json sweep(int64_t id);                  // summary + trials; throws NotFound
+  nlohmann::json sweeps();                           // summaries
+  void cancel_sweep(int64_t id);
+  // Per axis point: mean and sd of the metric over succeeded seeds, plus RSA gates; see coordinator docs.
+  nlohmann::json results(int64_t id);
+
+  int64_t register_agent(const std::string& name, int64_t slots, const std::string& gpus, const std::string& workdir);
+  void agent_seen(int64_t agent);
+  // Leases the oldest pending trial that fits in `free_slots` ranks to `agent`; null when none.
+  nlohmann::json lease(int64_t agent, int64_t free_slots, double lease_seconds);
+  // Extends the lease and records progress; returns false when the attempt no longer holds the trial
+  // (expired and re-leased, or cancelled): the agent must stop it.
+  bool heartbeat(int64_t trial, int64_t agent, int64_t attempt, const nlohmann::json& progress, double lease_seconds);
+  // status: succeeded | failed | requeue. Idempotent; a stale attempt's report changes nothing.
+  nlohmann::json report(int64_t trial, int64_t agent, int64_t attempt, const std::string& status,
+                        const nlohmann::json& result, const std::string& error);
+  // Running trials whose lease expired go back to pending (or fail past their retries). Returns how many.
+  int64_t expire_leases(double now);
+  nlohmann::json counters();  // completions per trial, for tests and `recur bench coordinator`
+
+ private:
+  void exec(const std::string& sql);
+  sqlite3* db_ = nullptr;
+  std::string path_;
+};
+
+struct NotFound : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+double wall_now();  // seconds since the epoch (leases survive a coordinator restart)
+
+}  // namespace recur::coord

@@ -1,0 +1,190 @@
+// See sweep.h.
+#include "coord/sweep.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <set>
+
+#include "core/config.h"
+#include "core/error.h"
+#include "core/fs.h"
+
+namespace recur::coord {
+
+using nlohmann::json;
+
+json SweepSpec::to_json() const {
+  json t = json::array();
+  for (const auto& tr : trials) t.push_back({{"point", tr.point}, {"seed", tr.seed}, {"overrides", tr.overrides}});
+  return {{"name", name}, {"base_yaml", base_yaml}, {"axes", axes}, {"metric", metric}, {"ranks", ranks},
+          {"gpus", gpus}, {"retries", retries}, {"trials", t}};
+}
+
+SweepSpec SweepSpec::from_json(const json& j) {
+  SweepSpec s;
+  try {
+    s.name = j.at("name").get<std::string>();
+    s.base_yaml = j.at("base_yaml").get<std::string>();
+    s.axes = j.at("axes").get<std::vector<std::string>>();
+    s.metric = j.at("metric").get<std::string>();
+    s.ranks = j.at("ranks").get<int64_t>();
+    s.gpus = j.value("gpus", int64_t{0});
+    s.retries = j.at("retries").get<int64_t>();
+    for (const auto& t : j.at("trials")) {
+      TrialSpec tr;
+      tr.point = t.at("point");
+      tr.seed = t.at("seed").get<int64_t>();
+      tr.overrides = t.at("overrides").get<std::vector<std::string>>();
+      s.trials.push_back(std::move(tr));
+    }
+  } catch (const json::exception& e) {
+    fail("sweep: malformed sweep description: {}", e.what());
+  }
+  if (s.trials.empty()) fail("sweep: no trials");
+  if (s.ranks < 1 || s.retries < 0) fail("sweep: ranks must be >= 1 and retries >= 0");
+  return s;
+}
+
+namespace {
+
+std::string scalar_text(const YAML::Node& n, const std::string& where) {
+  if (!n.IsScalar()) fail("{}: expected a scalar value", where);
+  return n.Scalar();
+}
+
+json scalar_json(const YAML::Node& n) {
+  const std::string& t = n.Scalar();
+  try {
+    size_t pos = 0;
+    long long v = std::stoll(t, &pos);
+    if (pos == t.size()) return v;
+    double d = std::stod(t, &pos);
+    if (pos == t.size()) return d;
+  } catch (const std::exception&) {
+  }
+  return t;
+}
+
+std::string substitute(std::string text, const std::map<std::string, std::string>& vars, std::set<std::string>* used) {
+  for (const auto& [k, v] : vars) {
+    const std::string pat = "{" + k + "}";
+    for (size_t p; (p = text.find(pat)) != std::string::npos;) {
+      text.replace(p, pat.size(), v);
+      used->insert(k);
+    }
+  }
+  return text;
+}
+
+}  // namespace
+
+SweepSpec load_sweep_spec(const std::string& path) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::Exception& e) {
+    fail("{}: not valid YAML: {}", path, e.what());
+  }
+  if (!root.IsMap()) fail("{}: a sweep spec is a mapping (name, base, axes, seeds, ...)", path);
+  static const std::set<std::string> known = {"name", "base", "set", "axes", "seeds", "resources", "retries", "metric"};
+  for (const auto& kv : root) {
+    std::string k = kv.first.Scalar();
+    if (!known.count(k)) fail("{}: unknown key '{}' (known: name, base, set, axes, seeds, resources, retries, metric)", path, k);
+  }
+  SweepSpec s;
+  s.name = root["name"] ? scalar_text(root["name"], path + ": name") : path;
+  if (!root["base"]) fail("{}: 'base' (the base config file) is required", path);
+  std::string base = scalar_text(root["base"], path + ": base");
+  if (!base.empty() && base[0] != '/' && base[0] != '~') {
+    auto slash = path.rfind('/');
+    base = (slash == std::string::npos ? std::string(".") : path.substr(0, slash)) + "/" + base;
+  }
+  Config base_config = Config::load(expand_user(base));
+  s.base_yaml = base_config.to_yaml();
+  if (root["metric"]) s.metric = scalar_text(root["metric"], path + ": metric");
+  if (root["retries"]) s.retries = std::stoll(scalar_text(root["retries"], path + ": retries"));
+  if (root["resources"]) {
+    const auto& r = root["resources"];
+    if (!r.IsMap()) fail("{}: resources must be a mapping (ranks, gpus)", path);
+    if (r["ranks"]) s.ranks = std::stoll(scalar_text(r["ranks"], path + ": resources.ranks"));
+    if (r["gpus"]) s.gpus = std::stoll(scalar_text(r["gpus"], path + ": resources.gpus"));
+  }
+  if (s.ranks < 1) fail("{}: resources.ranks must be at least 1", path);
+  if (s.retries < 0) fail("{}: retries must be >= 0", path);
+  std::vector<int64_t> seeds{1};
+  if (root["seeds"]) {
+    const auto& n = root["seeds"];
+    seeds.clear();
+    if (n.IsSequence()) {
+      for (const auto& x : n) seeds.push_back(std::stoll(x.Scalar()));
+    } else {
+      int64_t k = std::stoll(scalar_text(n, path + ": seeds"));
+      if (k < 1) fail("{}: seeds must be at least 1", path);
+      for (int64_t i = 1; i <= k; ++i) seeds.push_back(i);
+    }
+  }
+  std::vector<std::pair<std::string, std::string>> fixed;
+  if (root["set"]) {
+    if (!root["set"].IsMap()) fail("{}: 'set' must be a mapping of config keys to values", path);
+    for (const auto& kv : root["set"]) fixed.emplace_back(kv.first.Scalar(), scalar_text(kv.second, path + ": set." + kv.first.Scalar()));
+  }
+  std::vector<std::pair<std::string, std::vector<YAML::Node>>> axes;
+  if (root["axes"]) {
+    if (!root["axes"].IsMap()) fail("{}: 'axes' must map keys to lists of values", path);
+    for (const auto& kv : root["axes"]) {
+      std::string key = kv.first.Scalar();
+      if (!kv.second.IsSequence() || kv.second.size() == 0) fail("{}: axis '{}' must be a non-empty list", path, key);
+      std::vector<YAML::Node> values(kv.second.begin(), kv.second.end());
+      axes.emplace_back(key, values);
+      s.axes.push_back(key);
+    }
+  }
+  auto is_config_key = [](const std::string& k) { return find_key_spec(k) != nullptr; };
+  // The cartesian product, first axis slowest.
+  std::vector<size_t> idx(axes.size(), 0);
+  std::set<std::string> used_vars;
+  while (true) {
+    json point = json::object();
+    std::map<std::string, std::string> vars;
+    std::vector<std::string> axis_sets;
+    for (size_t a = 0; a < axes.size(); ++a) {
+      const YAML::Node& v = axes[a].second[idx[a]];
+      std::string text = v.IsScalar() ? v.Scalar() : YAML::Dump(v);
+      point[axes[a].first] = v.IsScalar() ? scalar_json(v) : json(text);
+      vars[axes[a].first] = text;
+      if (is_config_key(axes[a].first)) axis_sets.push_back(axes[a].first + "=" + text);
+    }
+    for (int64_t seed : seeds) {
+      TrialSpec t;
+      t.point = point;
+      t.seed = seed;
+      for (const auto& [k, v] : fixed) t.overrides.push_back(k + "=" + substitute(v, vars, &used_vars));
+      t.overrides.insert(t.overrides.end(), axis_sets.begin(), axis_sets.end());
+      t.overrides.push_back("train.seed=" + std::to_string(seed));
+      try {
+        Config::parse(s.base_yaml, s.name + " (base config)", t.overrides);
+      } catch (const Error& e) {
+        fail("{}: trial {} (seed {}) has an invalid config: {}", path, point.dump(), seed, e.what());
+      }
+      s.trials.push_back(std::move(t));
+    }
+    // advance the odometer, last axis fastest
+    bool wrapped = true;
+    for (size_t k = axes.size(); k-- > 0;) {
+      if (++idx[k] < axes[k].second.size()) {
+        wrapped = false;
+        break;
+      }
+      idx[k] = 0;
+    }
+    if (wrapped) break;
+  }
+  for (const auto& [key, values] : axes) {
+    if (!is_config_key(key) && !used_vars.count(key)) {
+      fail("{}: axis '{}' is neither a config key nor used as {{{}}} in 'set' (typo?)", path, key, key);
+    }
+  }
+  return s;
+}
+
+}  // namespace recur::coord
