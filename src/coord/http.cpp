@@ -356,11 +356,13 @@ HttpResponse http_request(const std::string& url, const std::string& method, con
   req.body() = body;
   req.prepare_payload();
   http::write(stream, req, ec);
-  if (ec) fail("coordinator {}: sending {} {} failed: {}", url, method, target, ec.message());
+  // The server may answer early and close (e.g. 413 for an oversized body): read its answer anyway.
+  const beast::error_code write_ec = ec;
   beast::flat_buffer buf;
   http::response_parser<http::string_body> parser;
   parser.body_limit(256ull << 20);
   http::read(stream, buf, parser, ec);
+  if (ec && write_ec) fail("coordinator {}: sending {} {} failed: {}", url, method, target, write_ec.message());
   if (ec) fail("coordinator {}: no answer to {} {}: {}", url, method, target, ec.message());
   auto res = parser.release();
   stream.socket().shutdown(tcp::socket::shutdown_both, ec);

@@ -148,11 +148,37 @@ SweepSpec load_sweep_spec(const std::string& path) {
     std::map<std::string, std::string> vars;
     std::vector<std::string> axis_sets;
     for (size_t a = 0; a < axes.size(); ++a) {
+      const std::string& key = axes[a].first;
       const YAML::Node& v = axes[a].second[idx[a]];
+      if (v.IsMap()) {
+        // A bundle of settings that change together, e.g. model: {label: xl, type: xl, n_rsa_heads: 0}:
+        // keys without a dot belong to the axis' section; `label` names the value in results.
+        std::string label;
+        for (const auto& kv : v) {
+          std::string k = kv.first.Scalar();
+          std::string text = kv.second.IsScalar() ? kv.second.Scalar() : YAML::Dump(kv.second);
+          if (k == "label") {
+            label = text;
+            continue;
+          }
+          std::string full = k.find('.') == std::string::npos ? key + "." + k : k;
+          if (!is_config_key(full)) fail("{}: axis '{}': '{}' is not a config key", path, key, full);
+          axis_sets.push_back(full + "=" + text);
+        }
+        if (label.empty()) {
+          YAML::Emitter e;
+          e << YAML::Flow << v;
+          label = e.c_str();
+        }
+        point[key] = label;
+        vars[key] = label;
+        used_vars.insert(key);
+        continue;
+      }
       std::string text = v.IsScalar() ? v.Scalar() : YAML::Dump(v);
-      point[axes[a].first] = v.IsScalar() ? scalar_json(v) : json(text);
-      vars[axes[a].first] = text;
-      if (is_config_key(axes[a].first)) axis_sets.push_back(axes[a].first + "=" + text);
+      point[key] = v.IsScalar() ? scalar_json(v) : json(text);
+      vars[key] = text;
+      if (is_config_key(key)) axis_sets.push_back(key + "=" + text);
     }
     for (int64_t seed : seeds) {
       TrialSpec t;

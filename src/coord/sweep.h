@@ -31,7 +31,9 @@ struct SweepSpec {
 
 // Reads and expands a sweep spec file (YAML). `base` is resolved relative to the spec file. Axis keys
 // that are config keys become overrides; other axis keys (e.g. task.max_len) are variables for
-// "{key}" placeholders in the spec's `set` values. Every trial's config is checked.
+// "{key}" placeholders in the spec's `set` values. An axis value may be a mapping — settings that
+// change together, e.g. model: [{label: xl, type: xl, n_rsa_heads: 0}, {label: rsa_xl, type: rsa_xl}].
+// Every trial's config is checked.
 SweepSpec load_sweep_spec(const std::string& path);
 
 }  // namespace recur::coord
