@@ -112,13 +112,25 @@ int sweep_status(const Argv& argv) {
 int sweep_results(const Argv& argv) {
   Args args("recur sweep results ID [--format table|csv|json]",
             "Per axis point: the metric's mean and sd over the succeeded seeds, and the learned RSA gates.");
-  args.positional("id", "sweep id").option("format", "F", "table, csv or json", "table");
+  args.positional("id", "sweep id")
+      .option("format", "F", "table, csv or json", "table")
+      .option("plot", "DIR", "also write the metric-vs-axis plot as PNG and SVG into DIR (python3-matplotlib)");
   client_options(args);
   if (!args.parse(argv)) return 0;
   if (!args.has("id")) throw UsageError("give the sweep id");
   const std::string f = args.get("format");
   if (f != "table" && f != "csv" && f != "json") throw UsageError("--format must be table, csv or json");
   json r = call(args, "GET", "/api/sweeps/" + args.get("id") + "/results");
+  if (args.has("plot")) {
+    const std::string dir = expand_user(args.get("plot"));
+    make_dirs(dir);
+    const std::string path = dir + "/sweep-" + args.get("id") + "-results.json";
+    write_file_atomic(path, r.dump(2) + "\n");
+    const char* root = std::getenv("RECUR_ROOT");
+    std::string script = std::string(root ? root : RECUR_SOURCE_ROOT) + "/scripts/plot_sweep.py";
+    std::string cmd = "/usr/bin/python3 '" + script + "' '" + path + "' '" + dir + "' >&2";
+    if (std::system(cmd.c_str()) != 0) fail("plotting failed: {} (is python3-matplotlib installed? scripts/setup installs it)", cmd);
+  }
   if (f == "json") {
     std::printf("%s\n", r.dump(2).c_str());
     return 0;

@@ -250,3 +250,21 @@ TEST(SweepSpec, ExpandsAxesSeedsBundlesAndPlaceholders) {
 
 }  // namespace
 }  // namespace recur::coord
+
+namespace recur::coord {
+namespace {
+
+// Every shipped sweep spec expands and every trial's config passes the checks.
+TEST(SweepSpec, EveryShippedSpecExpands) {
+  for (const std::string name : {"tiny-2x2", "tiny-copy-length", "model-scaling-gcide", "data-scaling-gcide", "copy-length"}) {
+    SCOPED_TRACE(name);
+    SweepSpec s;
+    ASSERT_NO_THROW(s = load_sweep_spec(std::string(RECUR_SOURCE_DIR) + "/configs/sweeps/" + name + ".yaml"));
+    EXPECT_GE(s.trials.size(), 4u);
+  }
+  EXPECT_EQ(load_sweep_spec(std::string(RECUR_SOURCE_DIR) + "/configs/sweeps/model-scaling-gcide.yaml").trials.size(), 48u);
+  EXPECT_EQ(load_sweep_spec(std::string(RECUR_SOURCE_DIR) + "/configs/sweeps/copy-length.yaml").trials.size(), 16u);
+}
+
+}  // namespace
+}  // namespace recur::coord
