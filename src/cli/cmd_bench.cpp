@@ -1,6 +1,13 @@
 // `recur bench ...`: measurements of the hot paths, printed as a table and one JSON line.
 // Benchmarks never assert: their figures go to docs/benchmarks.md with machine, command and date.
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <thread>
 
 #include <chrono>
 #include <cstdio>
@@ -9,6 +16,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/args.h"
+#include "coord/http.h"
+#include "coord/sweep.h"
 #include "core/config.h"
 #include "train/bench.h"
 #include "cli/commands.h"
@@ -227,17 +236,137 @@ int bench_ckpt(const Argv& argv) {
   return 0;
 }
 
+// 100 simulated agents against a real coordinator process: each leases, heartbeats once and reports,
+// as fast as it can. Dispatch latency is the lease request's round trip (client side).
+int bench_coordinator(const Argv& argv) {
+  Args args("recur bench coordinator [--agents N] [--trials M]",
+            "Start a coordinator (a child process on loopback, temporary state), submit M short trials, and let N\n"
+            "simulated agents (threads) lease, heartbeat and report them. Prints the dispatch latency (lease\n"
+            "round trip) p50/p99, throughput, and checks that no trial was lost or completed twice.");
+  args.option("agents", "N", "simulated agents", "100").option("trials", "M", "trials in the sweep", "1000");
+  if (!args.parse(argv)) return 0;
+  const int64_t n_agents = args.get_int("agents"), n_trials = args.get_int("trials");
+  if (n_agents < 1 || n_trials < 1) throw UsageError("--agents and --trials must be positive");
+  const std::string dir = "/tmp/recur-bench-coord-" + std::to_string(::getpid());
+  remove_tree(dir);
+  make_dirs(dir);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    std::freopen((dir + "/coord.log").c_str(), "w", stderr);
+    std::string self = "/proc/self/exe";
+    ::execl(self.c_str(), "recur", "coordinator", "--state", (dir + "/state.db").c_str(), "--listen", "127.0.0.1:0", "--port-file",
+            (dir + "/port").c_str(), "--lease-seconds", "600", static_cast<char*>(nullptr));
+    std::_Exit(127);
+  }
+  struct Cleanup {
+    pid_t pid;
+    std::string dir;
+    ~Cleanup() {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+      remove_tree(dir);
+    }
+  } cleanup{pid, dir};
+  for (int i = 0; i < 200 && !path_exists(dir + "/port"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  if (!path_exists(dir + "/port")) fail("the coordinator did not start: {}", read_file(dir + "/coord.log"));
+  std::string port = read_file(dir + "/port");
+  const std::string url = "http://127.0.0.1:" + port.substr(0, port.find('\n'));
+  std::string token = read_file(dir + "/state.db.token");
+  token.pop_back();
+  coord::SweepSpec spec;
+  spec.name = "bench";
+  spec.base_yaml = "model:\n  type: xl\n";
+  spec.axes = {"i"};
+  spec.metric = "loss";
+  spec.retries = 0;
+  for (int64_t i = 0; i < n_trials; ++i) {
+    coord::TrialSpec t;
+    t.point = {{"i", i}};
+    spec.trials.push_back(t);
+  }
+  auto sub = coord::http_request(url, "POST", "/api/sweeps", token, spec.to_json().dump());
+  if (sub.status != 200) fail("submit failed: {}", sub.body.dump());
+  const int64_t sweep = sub.body["id"];
+  std::mutex mu;
+  std::vector<double> latencies;
+  std::atomic<int64_t> reports{0}, errors{0};
+  auto t0 = Clock::now();
+  std::vector<std::thread> agents;
+  for (int64_t a = 0; a < n_agents; ++a) {
+    agents.emplace_back([&, a]() {
+      try {
+        auto reg = coord::http_request(url, "POST", "/api/agents", token,
+                                       nlohmann::json{{"name", "sim-" + std::to_string(a)}, {"slots", 1}, {"workdir", "/tmp/sim"}}.dump());
+        const int64_t id = reg.body["id"];
+        std::vector<double> mine;
+        while (true) {
+          auto l0 = Clock::now();
+          auto lease = coord::http_request(url, "POST", "/api/agents/" + std::to_string(id) + "/lease", token, "{\"free_slots\": 1}");
+          mine.push_back(std::chrono::duration<double, std::milli>(Clock::now() - l0).count());
+          if (lease.status != 200) {
+            ++errors;
+            break;
+          }
+          const auto& t = lease.body["trial"];
+          if (t.is_null()) break;
+          const std::string tid = std::to_string(t["id"].get<int64_t>());
+          nlohmann::json who = {{"agent", id}, {"attempt", t["attempt"]}};
+          auto hb = who;
+          hb["progress"] = {{"step", 1}};
+          coord::http_request(url, "POST", "/api/trials/" + tid + "/heartbeat", token, hb.dump());
+          auto rep = who;
+          rep["status"] = "succeeded";
+          rep["result"] = {{"loss", 1.0}};
+          auto r = coord::http_request(url, "POST", "/api/trials/" + tid + "/report", token, rep.dump());
+          if (r.status == 200 && r.body.value("applied", false)) ++reports;
+          else ++errors;
+        }
+        std::lock_guard<std::mutex> lock(mu);
+        latencies.insert(latencies.end(), mine.begin(), mine.end());
+      } catch (const std::exception& e) {
+        ++errors;
+        std::fprintf(stderr, "agent %lld: %s\n", static_cast<long long>(a), e.what());
+      }
+    });
+  }
+  for (auto& t : agents) t.join();
+  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  auto sw = coord::http_request(url, "GET", "/api/sweeps/" + std::to_string(sweep), token).body;
+  int64_t succeeded = 0, duplicated = 0, lost = 0;
+  for (const auto& t : sw["trials"]) {
+    if (t["state"] == "succeeded") ++succeeded;
+    else ++lost;
+    if (t["completions"].get<int64_t>() > 1) ++duplicated;
+  }
+  std::sort(latencies.begin(), latencies.end());
+  auto pct = [&](double q) { return latencies.empty() ? 0.0 : latencies[static_cast<size_t>(q * static_cast<double>(latencies.size() - 1))]; };
+  nlohmann::json j = {{"bench", "coordinator"}, {"agents", n_agents}, {"trials", n_trials}, {"seconds", secs},
+                      {"trials_per_s", static_cast<double>(succeeded) / secs}, {"lease_requests", latencies.size()},
+                      {"dispatch_p50_ms", pct(0.5)}, {"dispatch_p99_ms", pct(0.99)}, {"succeeded", succeeded},
+                      {"lost", lost}, {"duplicated", duplicated}, {"reports_applied", reports.load()}, {"errors", errors.load()}};
+  std::printf("bench coordinator: %lld agents, %lld trials in %.2f s: %.0f trials/s\n", static_cast<long long>(n_agents),
+              static_cast<long long>(n_trials), secs, static_cast<double>(succeeded) / secs);
+  std::printf("  dispatch latency (lease round trip): p50 %.2f ms, p99 %.2f ms over %zu requests\n", pct(0.5), pct(0.99),
+              latencies.size());
+  std::printf("  succeeded %lld, lost %lld, completed twice %lld, errors %lld\n", static_cast<long long>(succeeded),
+              static_cast<long long>(lost), static_cast<long long>(duplicated), static_cast<long long>(errors.load()));
+  std::printf("%s\n", j.dump().c_str());
+  return lost == 0 && duplicated == 0 && errors == 0 ? 0 : 1;
+}
+
 }  // namespace
 
 int cmd_bench(const Argv& argv) {
+  if (!argv.empty() && argv[0] == "coordinator") return bench_coordinator(Argv(argv.begin() + 1, argv.end()));
   if (!argv.empty() && argv[0] == "ckpt") return bench_ckpt(Argv(argv.begin() + 1, argv.end()));
   if (!argv.empty() && argv[0] == "data") return bench_data(Argv(argv.begin() + 1, argv.end()));
   if (!argv.empty() && argv[0] == "step") return bench_step(Argv(argv.begin() + 1, argv.end()));
   if (!argv.empty() && argv[0] == "allreduce") return bench_allreduce(Argv(argv.begin() + 1, argv.end()));
-  Args args("recur bench {data,step,allreduce,ckpt} [options]",
+  Args args("recur bench {data,step,allreduce,ckpt,coordinator} [options]",
             "Measure a hot path: data (loader tokens/s), step (training step time, REM share; under mpirun also\n"
             "all-reduce time and the fraction hidden behind backward), allreduce (collective latency/bandwidth),\n"
-            "ckpt (checkpoint save time, MB/s and training stall, synchronous vs asynchronous).");
+            "ckpt (checkpoint save time, MB/s and training stall, synchronous vs asynchronous), coordinator\n"
+            "(dispatch latency and throughput with simulated agents).");
   if (!args.parse(argv)) return 0;
   throw UsageError("expected a benchmark name, e.g. `recur bench data`");
 }
