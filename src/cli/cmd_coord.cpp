@@ -102,6 +102,7 @@ int sweep_status(const Argv& argv) {
     std::string prog = p.contains("step") ? fmt::format("step {}/{} loss {:.4f}", p["step"].get<int64_t>(), p.value("steps", int64_t{0}),
                                                         p.value("loss", 0.0))
                                           : "";
+    if (p.contains("slurm_job")) prog += fmt::format(" [slurm job {} {}]", p["slurm_job"].get<std::string>(), p.value("slurm_state", ""));
     std::printf("  trial %-5lld %-10s attempts %lld  %s seed %lld  %s\n", static_cast<long long>(t["id"].get<int64_t>()),
                 t["state"].get<std::string>().c_str(), static_cast<long long>(t["attempts"].get<int64_t>()),
                 t["point"].dump().c_str(), static_cast<long long>(t["seed"].get<int64_t>()), prog.c_str());
@@ -181,7 +182,10 @@ int cmd_coordinator(const Argv& argv) {
   args.required("state", "FILE.db", "state database (created if missing)")
       .option("listen", "HOST:PORT", "address to listen on (loopback unless told otherwise; port 0 = any free port)", "127.0.0.1:8470")
       .option("lease-seconds", "S", "requeue a trial after this long without a heartbeat", "30")
-      .option("port-file", "FILE", "write the bound port here once listening");
+      .option("port-file", "FILE", "write the bound port here once listening")
+      .option("executor", "NAME", "agents (trials go to `recur agent`s), or slurm (the coordinator submits each trial with sbatch)", "agents")
+      .option("slurm-workdir", "DIR", "slurm executor: run directories (shared storage)")
+      .list("sbatch-arg", "ARG", "slurm executor: extra sbatch argument, e.g. --sbatch-arg=--partition=gpu");
   if (!args.parse(argv)) return 0;
   coord::ServerOptions o;
   o.state = expand_user(args.get("state"));
@@ -189,6 +193,16 @@ int cmd_coordinator(const Argv& argv) {
   o.lease_seconds = args.get_double("lease-seconds");
   if (o.lease_seconds <= 0) throw UsageError("--lease-seconds must be positive");
   if (args.has("port-file")) o.port_file = args.get("port-file");
+  const std::string executor = args.get("executor");
+  if (executor != "agents" && executor != "slurm") throw UsageError("--executor must be agents or slurm");
+  if (executor == "slurm") {
+    if (!args.has("slurm-workdir")) throw UsageError("--executor slurm needs --slurm-workdir DIR (shared storage)");
+    o.slurm = true;
+    o.slurm_workdir = expand_user(args.get("slurm-workdir"));
+    const char* root = std::getenv("RECUR_ROOT");
+    o.recur_root = root ? root : RECUR_SOURCE_ROOT;
+    o.sbatch_args = args.get_list("sbatch-arg");
+  }
   return coord::run_coordinator(o);
 }
 

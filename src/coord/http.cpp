@@ -9,7 +9,9 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <atomic>
 #include <csignal>
+#include <thread>
 #include <fstream>
 #include <memory>
 #include <random>
@@ -17,6 +19,7 @@
 #include <spdlog/spdlog.h>
 
 #include "coord/page.h"
+#include "coord/slurm_executor.h"
 #include "coord/store.h"
 #include "core/error.h"
 #include "core/fs.h"
@@ -330,7 +333,19 @@ int run_coordinator(const ServerOptions& o) {
     spdlog::info("coordinator: signal {}, stopping", sig);
     io.stop();
   });
+  std::atomic<bool> stop{false};
+  std::thread executor;
+  if (o.slurm) {
+    SlurmOptions so;
+    so.state = o.state;
+    so.workdir = o.slurm_workdir;
+    so.recur_root = o.recur_root;
+    so.sbatch_args = o.sbatch_args;
+    executor = std::thread([so, &stop]() { run_slurm_executor(so, stop); });
+  }
   io.run();
+  stop = true;
+  if (executor.joinable()) executor.join();
   return 0;
 }
 

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -16,6 +17,9 @@ struct ServerOptions {
   double lease_seconds = 30;               // a trial whose agent sends no heartbeat for this long is requeued
   uint64_t body_limit = 1 << 20;
   std::string port_file;                   // if set, the bound port is written here once listening
+  bool slurm = false;                      // run the Slurm executor beside the service
+  std::string slurm_workdir, recur_root;
+  std::vector<std::string> sbatch_args;
 };
 
 // Runs until SIGINT/SIGTERM. Creates the token file at first start.

@@ -1,0 +1,189 @@
+// See slurm_executor.h.
+#include "coord/slurm_executor.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "coord/store.h"
+#include "core/config.h"
+#include "core/error.h"
+#include "core/fs.h"
+
+namespace recur::coord {
+namespace {
+
+using nlohmann::json;
+
+std::string quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+// Runs a shell command; returns (exit code, stdout).
+std::pair<int, std::string> run(const std::string& cmd) {
+  std::string out;
+  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+  if (!p) return {127, "popen failed"};
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  int status = ::pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128, out};
+}
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+
+std::string self_exe() {
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "recur";
+}
+
+// The trial's training progress from its run directory (step, loss, planned steps).
+json run_progress(const std::string& run_dir) {
+  json p = json::object();
+  std::ifstream in(run_dir + "/metrics.jsonl");
+  std::string line, last;
+  while (std::getline(in, line)) {
+    if (line.find("\"eval\"") == std::string::npos && line.find("\"loss\"") != std::string::npos) last = line;
+  }
+  try {
+    if (!last.empty()) {
+      json r = json::parse(last);
+      p["step"] = r.value("step", int64_t{0});
+      p["loss"] = r.value("loss", 0.0);
+    }
+    if (path_exists(run_dir + "/config.yaml")) p["steps"] = Config::load(run_dir + "/config.yaml").get_int("train.steps");
+  } catch (const std::exception&) {
+  }
+  return p;
+}
+
+struct Job {
+  int64_t attempt = 0;
+  std::string id, run_dir;
+};
+
+}  // namespace
+
+void run_slurm_executor(const SlurmOptions& o, const std::atomic<bool>& stop) {
+  constexpr double kLease = 7 * 86400.0;  // jobs may pend for days; the executor renews every poll
+  Store store(o.state);
+  const std::string recur = o.recur_binary.empty() ? self_exe() : o.recur_binary;
+  const std::string script = o.sbatch_script.empty() ? o.recur_root + "/cluster/slurm/train.sbatch" : o.sbatch_script;
+  make_dirs(o.workdir);
+  // One agent identity across coordinator restarts, so its trials (and their jobs) are re-attached.
+  const std::string id_file = o.state + ".slurm-agent";
+  int64_t me = -1;
+  if (path_exists(id_file)) me = std::stoll(read_file(id_file));
+  if (me < 0) {
+    me = store.register_agent("slurm-executor", 1 << 20, "", o.workdir);
+    write_file_atomic(id_file, std::to_string(me) + "\n");
+  }
+  std::map<int64_t, Job> jobs;  // by trial
+  for (const auto& s : store.sweeps()) {
+    for (const auto& t : store.sweep(s["id"])["trials"]) {
+      if (t["state"] == "running" && t.value("agent", int64_t{-1}) == me && t["progress"].contains("slurm_job")) {
+        jobs[t["id"]] = {t["attempts"].get<int64_t>(), t["progress"]["slurm_job"].get<std::string>(), t["run_dir"]};
+        spdlog::info("slurm executor: re-attached trial {} (job {})", t["id"].get<int64_t>(), jobs[t["id"]].id);
+      }
+    }
+  }
+  spdlog::info("slurm executor: submitting with {} (work directory {})", script, o.workdir);
+  while (!stop) {
+    try {
+      store.agent_seen(me);
+      // follow the jobs
+      for (auto it = jobs.begin(); it != jobs.end();) {
+        const int64_t trial = it->first;
+        Job& j = it->second;
+        auto [rc, st] = run("squeue -h -j " + j.id + " -o %T");
+        st = trim(st);
+        if (rc == 0 && !st.empty()) {
+          json p = run_progress(j.run_dir);
+          p["slurm_job"] = j.id;
+          p["slurm_state"] = st;
+          if (!store.heartbeat(trial, me, j.attempt, p, kLease)) {  // cancelled or no longer ours
+            run("scancel " + j.id);
+            spdlog::info("slurm executor: trial {} cancelled; scancel {}", trial, j.id);
+            it = jobs.erase(it);
+            continue;
+          }
+          ++it;
+          continue;
+        }
+        // The job left the queue: what became of it?
+        auto [src, show] = run("scontrol show job " + j.id);
+        std::string state = "UNKNOWN";
+        if (auto pos = show.find("JobState="); pos != std::string::npos) state = show.substr(pos + 9, show.find(' ', pos) - pos - 9);
+        const std::string eval = j.run_dir + "/eval.json";
+        json result;
+        bool done = false;
+        if (path_exists(eval)) {
+          try {
+            result = json::parse(read_file(eval));
+            json p = run_progress(j.run_dir);
+            done = !p.contains("steps") || result.value("step", int64_t{-1}) == p["steps"].get<int64_t>();
+          } catch (const std::exception&) {
+          }
+        }
+        if (done) {
+          store.report(trial, me, j.attempt, "succeeded", result, "");
+          spdlog::info("slurm executor: trial {} job {} {}: succeeded", trial, j.id, state);
+        } else {
+          store.report(trial, me, j.attempt, "failed", nullptr,
+                       fmt::format("slurm job {} ended {}; see {}/slurm-{}.out", j.id, state, j.run_dir, j.id));
+          spdlog::warn("slurm executor: trial {} job {} ended {} without a final evaluation", trial, j.id, state);
+        }
+        it = jobs.erase(it);
+      }
+      // submit pending trials
+      while (!stop && static_cast<int64_t>(jobs.size()) < o.max_jobs) {
+        json t = store.lease(me, 1 << 20, kLease);
+        if (t.is_null()) break;
+        const int64_t trial = t["id"];
+        Job j;
+        j.attempt = t["attempt"];
+        j.run_dir = t["run_dir"];
+        make_dirs(j.run_dir);
+        write_file_atomic(j.run_dir + "/base.yaml", t["base_yaml"].get<std::string>());
+        std::string cmd = "RECUR=" + quote(recur) + " RECUR_ROOT=" + quote(o.recur_root) +
+                          " sbatch --parsable --requeue --signal=B:USR1@120 --open-mode=append -J recur-trial-" +
+                          std::to_string(trial) + " -n " + std::to_string(t["ranks"].get<int64_t>()) + " -o " +
+                          quote(j.run_dir + "/slurm-%j.out");
+        for (const auto& a : o.sbatch_args) cmd += " " + quote(a);
+        cmd += " " + quote(script) + " " + quote(j.run_dir + "/base.yaml") + " " + quote(j.run_dir);
+        for (const auto& s : t["overrides"]) cmd += " --set " + quote(s.get<std::string>());
+        auto [rc, out] = run(cmd);
+        out = trim(out);
+        if (rc != 0 || out.empty() || out.find_first_not_of("0123456789;") != std::string::npos) {
+          store.report(trial, me, j.attempt, "failed", nullptr, "sbatch failed: " + out);
+          spdlog::error("slurm executor: sbatch for trial {} failed: {}", trial, out);
+          break;
+        }
+        j.id = out.substr(0, out.find(';'));
+        store.heartbeat(trial, me, j.attempt, json{{"slurm_job", j.id}, {"slurm_state", "SUBMITTED"}}, kLease);
+        spdlog::info("slurm executor: trial {} attempt {} submitted as job {}", trial, j.attempt, j.id);
+        jobs[trial] = j;
+      }
+    } catch (const std::exception& e) {
+      spdlog::error("slurm executor: {}", e.what());
+    }
+    for (int i = 0; i < static_cast<int>(o.poll_s * 10) && !stop; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+}  // namespace recur::coord
