@@ -38,10 +38,10 @@ Args& Args::flag(const std::string& name, const std::string& help) {
   return *this;
 }
 
-Args& Args::positional(const std::string& name, const std::string& help) {
+Args& Args::positional(const std::string& name, const std::string& help, bool required) {
   option(name, name, help);
   specs_.back().is_positional = true;
-  specs_.back().is_required = true;
+  specs_.back().is_required = required;
   return *this;
 }
 

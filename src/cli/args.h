@@ -19,7 +19,7 @@ class Args {
   // Takes one or more values (`--input a b c`, or the flag repeated).
   Args& list(const std::string& name, const std::string& metavar, const std::string& help, bool required = false);
   Args& flag(const std::string& name, const std::string& help);
-  Args& positional(const std::string& name, const std::string& help);
+  Args& positional(const std::string& name, const std::string& help, bool required = true);
   Args& epilog(const std::string& text);
 
   // Returns false when --help was given (help already printed to stdout).

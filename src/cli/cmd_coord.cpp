@@ -72,7 +72,8 @@ int sweep_submit(const Argv& argv) {
 
 int sweep_status(const Argv& argv) {
   Args args("recur sweep status [ID] [--json]", "Every sweep's state, or one sweep's state and its trials' states and progress.");
-  args.positional("id", "sweep id (optional)").flag("json", "print the JSON the coordinator returns");
+  args.positional("id", "sweep id (optional: without it, every sweep)", /*required=*/false)
+      .flag("json", "print the JSON the coordinator returns");
   client_options(args);
   if (!args.parse(argv)) return 0;
   if (!args.has("id")) {

@@ -267,7 +267,16 @@ json Store::results(int64_t id) {
     ++c.seeds;
     if (t["state"] != "succeeded" || !t["result"].is_object()) continue;
     const json& r = t["result"];
-    if (r.contains(metric) && r[metric].is_number()) c.values.push_back(r[metric].get<double>());
+    // The metric may be a path into the result: splits.test.sequence_accuracy.
+    const json* m = &r;
+    for (size_t b = 0; m && b <= metric.size();) {
+      size_t e = metric.find('.', b);
+      if (e == std::string::npos) e = metric.size();
+      std::string part = metric.substr(b, e - b);
+      m = m->is_object() && m->contains(part) ? &(*m)[part] : nullptr;
+      b = e + 1;
+    }
+    if (m && m->is_number()) c.values.push_back(m->get<double>());
     if (r.contains("rsa_gates")) c.gates.push_back(r["rsa_gates"].get<std::vector<double>>());
   }
   json rows = json::array();

@@ -96,6 +96,7 @@ const std::vector<KeySpec>& config_schema() {
       {"eval.clamp_len", ValueType::kInt, "-1", "evaluation clamp_len (-1 = model.clamp_len)"},
       {"eval.same_length", ValueType::kBool, "true", "XL evaluation: every query sees exactly eval.mem_len keys"},
       {"eval.batch_size", ValueType::kInt, "10", "streams evaluated in parallel", {}, 1},
+      {"eval.extra_splits", ValueType::kStringList, "[]", "also evaluate these splits at the end of training (eval.json: splits.NAME)"},
       {"eval.max_tokens", ValueType::kInt, "0", "evaluate at most this many tokens per stream set (0 = the whole split)", {}, 0},
   };
   return schema;

@@ -249,6 +249,12 @@ nlohmann::json evaluate(model::LanguageModel& model, const data::Dataset& ds, co
   }
   auto gates = model.rsa_gates();
   if (!gates.empty()) j["rsa_gates"] = gates;
+  // The learned REM parameters (eta, nu, theta, mu per layer and head; TL/FL weights are too big).
+  for (const auto& p : model.named_parameters()) {
+    if (p.key().find(".rem.") == std::string::npos || p.value().numel() > 64) continue;
+    auto v = p.value().detach().to(torch::kFloat64).cpu().contiguous();
+    j["rem"][p.key()] = std::vector<double>(v.data_ptr<double>(), v.data_ptr<double>() + v.numel());
+  }
   return j;
 }
 
@@ -541,7 +547,13 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const 
     result["parameters"] = model::count_parameters(*model);
     result["ranks"] = world;
     result["ranks_identical"] = identical;
+    result["train_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (reducer) result["buckets"] = reducer->num_buckets();
+    // Other splits evaluated at the end too (e.g. a formal language's bin 1 = test).
+    for (const auto& split : c.get_string_list("eval.extra_splits")) {
+      if (!ds.has_split(split)) fail("eval.extra_splits: the dataset {} has no split '{}'", ds.dir(), split);
+      result["splits"][split] = evaluate(*model, ds, split, c);
+    }
     write_file_atomic(eval_path, result.dump(2) + "\n");
   }
   host->barrier();

@@ -1,0 +1,95 @@
+#!/usr/bin/python3
+"""Markdown tables for docs/results.md from `recur sweep status ID --json`.
+formal-languages: sequence accuracy on bin 0 (valid) and bin 1 (test) per language and model, beside
+the paper's Table 2, with training time, the learned gates and REM parameters.
+copy-task: accuracy per maximum length, training-set size and model, with the final training loss.
+Usage: experiment_tables.py formal-languages|copy-task TRIALS.json"""
+import json
+import math
+import sys
+
+# RSA paper Table 2 (bin 0, bin 1). The D_2/D_4 rows of the seed text are garbled (15 values for 16
+# cells); we read them left to right and leave the last cell (case IV, bin 1) empty.
+PAPER = {
+    "d2": {"Transformer": (0.2, 0.2), "Transformer*": (0.87, 0.94), "I": (1, 1), "II": (1, 1), "III": (1, 1), "IV": (1, None)},
+    "d4": {"Transformer": (1, 0.08), "Transformer*": (0.99, 0.9), "I": (1, 1), "II": (1, 1), "III": (1, 1), "IV": (1, None)},
+    "parity": {"Transformer": (0.29, 0), "Transformer*": (0.13, 0), "I": (0.99, 0.67), "II": (0.97, 0.53), "III": (0.91, 0.62), "IV": (0.9, 0.52)},
+    "tomita3": {"Transformer": (0.89, 0.11), "Transformer*": (0.98, 0.48), "I": (1, 0.97), "II": (1, 0.97), "III": (1, 0.98), "IV": (1, 0.98)},
+    "tomita5": {"Transformer": (0.07, 0), "Transformer*": (0.01, 0), "I": (0.63, 0.16), "II": (0.82, 0.17), "III": (0.49, 0), "IV": (0.72, 0.35)},
+    "tomita6": {"Transformer": (0, 0), "Transformer*": (0, 0), "I": (0.78, 0.35), "II": (0.89, 0.38), "III": (0.95, 0.46), "IV": (0.64, 0.39)},
+}
+
+
+def short(model):
+    return model.split(" ")[0]
+
+
+def fmt(x):
+    return "" if x is None else ("%.2f" % x)
+
+
+def copy_task(s):
+    print("| model | training set | max length | token accuracy (test) | sequence accuracy (test) | train time | gates |")
+    print("|---|---|---|---|---|---|---|")
+    for t in s["trials"]:
+        p = t["point"]
+        r = t["result"] if isinstance(t.get("result"), dict) else None
+        test = r.get("splits", {}).get("test", r) if r else None
+        acc = fmt(test.get("token_accuracy")) if test else t["state"]
+        seq = fmt(test.get("sequence_accuracy")) if test else ""
+        size = "S (6,400)" if p["data.train_examples"] == 6400 else "L (12,800)" if p["data.train_examples"] == 12800 else str(p["data.train_examples"])
+        gates = " ".join("%.2f" % g for g in r.get("rsa_gates", [])) if r else ""
+        secs = "%.0f s" % r["train_seconds"] if r and "train_seconds" in r else ""
+        print("| %s | %s | %s | %s | %s | %s | %s |" % (p["model"], size, p["task.max_len"], acc, seq, secs, gates))
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    s = json.load(open(sys.argv[2]))
+    if sys.argv[1] == "copy-task":
+        return copy_task(s)
+    rows = []
+    for t in s["trials"]:
+        lang, model = t["point"]["language"], t["point"]["model"]
+        r = t["result"] if isinstance(t.get("result"), dict) else None
+        b0 = r.get("sequence_accuracy") if r else None
+        b1 = r.get("splits", {}).get("test", {}).get("sequence_accuracy") if r else None
+        rows.append((lang, model, t["state"], b0, b1, r, t["seed"]))
+    print("| language | model | seed | ours bin 0 | ours bin 1 | paper bin 0 | paper bin 1 | train time | gates (per layer) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for lang, model, state, b0, b1, r, seed in rows:
+        p = PAPER.get(lang, {}).get(short(model), (None, None))
+        secs = r.get("train_seconds") if r else None
+        gates = " ".join("%.2f" % g for g in r.get("rsa_gates", [])) if r else ""
+        ours0 = fmt(b0) if state == "succeeded" else state
+        print("| %s | %s | %d | %s | %s | %s | %s | %s | %s |" % (
+            lang, model, seed, ours0, fmt(b1), fmt(p[0]), fmt(p[1]),
+            "" if secs is None else "%.0f s" % secs, gates))
+    print()
+    print("REM parameters at the end of training (λ = tanh η, γ = sigmoid ν, θ; per head, first layer):")
+    print()
+    for lang, model, state, b0, b1, r, seed in rows:
+        if not r or "rem" not in r:
+            continue
+        rem = r["rem"]
+        parts = []
+        for key in sorted(rem):
+            if not key.startswith("layers.0."):
+                continue
+            name = key.split(".")[-1]
+            vals = rem[key]
+            if not vals:
+                continue
+            if name == "eta":
+                parts.append("λ " + " ".join("%.2f" % math.tanh(v) for v in vals))
+            elif name == "nu":
+                parts.append("γ " + " ".join("%.2f" % (1 / (1 + math.exp(-v))) for v in vals))
+            elif name == "theta":
+                parts.append("θ " + " ".join("%.2f" % v for v in vals))
+        if parts:
+            print("- %s, %s: %s" % (lang, model, "; ".join(parts)))
+
+
+if __name__ == "__main__":
+    main()
