@@ -44,7 +44,8 @@ torch::Tensor attention_mask(int64_t qlen, int64_t mlen, int64_t mem_len, bool s
   int64_t klen = qlen + mlen;
   auto ones = torch::ones({qlen, klen}, torch::TensorOptions().dtype(torch::kBool).device(device));
   auto mask = torch::triu(ones, 1 + mlen);
-  if (same_length) {
+  if (same_length && mem_len > 0) {  // without memory every query sees its causal prefix (the
+                                     // reference would mask whole rows here and produce NaNs)
     int64_t mask_len = klen - mem_len;
     int64_t shift = mask_len > 0 ? qlen - mask_len : qlen;
     mask = mask | torch::tril(ones, -shift);

@@ -206,7 +206,12 @@ nlohmann::json evaluate(model::LanguageModel& model, const data::Dataset& ds, co
   const Task task = task_of(ds);
   const data::Split& split = ds.split(split_name);
   model.eval();
-  model.set_eval_settings(c.get_int("eval.mem_len"), c.get_bool("eval.same_length"), c.get_int("eval.clamp_len"));
+  // The XL evaluation settings are for token streams; examples are evaluated one by one, like training.
+  if (task == Task::kStream) {
+    model.set_eval_settings(c.get_int("eval.mem_len"), c.get_bool("eval.same_length"), c.get_int("eval.clamp_len"));
+  } else {
+    model.set_eval_settings(0, false, -1);
+  }
   torch::NoGradGuard no_grad;
   const torch::Device device = model.parameters().front().device();
   EvalSums sums;

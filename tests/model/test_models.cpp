@@ -169,3 +169,23 @@ TEST(Models, InconsistentSettingsAreClearErrors) {
 
 }  // namespace
 }  // namespace recur::model
+
+namespace recur::model {
+namespace {
+
+// XL without memory (the formal languages' "Transformer*"): same_length must not mask whole rows.
+TEST(Models, XlWithoutMemoryIgnoresSameLength) {
+  auto model = make_model(tiny("xl", {"model.mem_len=0"}), 50);
+  model->eval();
+  torch::NoGradGuard no_grad;
+  auto tokens = torch::randint(50, {2, 8}, torch::kInt64);
+  model->set_eval_settings(0, /*same_length=*/true, -1);
+  auto a = model->forward(tokens, State()).logits;
+  model->set_eval_settings(0, /*same_length=*/false, -1);
+  auto b = model->forward(tokens, State()).logits;
+  EXPECT_TRUE(torch::isfinite(a).all().item<bool>());
+  EXPECT_TRUE(torch::equal(a, b));
+}
+
+}  // namespace
+}  // namespace recur::model
