@@ -17,6 +17,7 @@
 #include <spdlog/spdlog.h>
 
 #include "coord/http.h"
+#include "coord/run_progress.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "core/fs.h"
@@ -40,42 +41,6 @@ struct PendingReport {
   json body;
 };
 
-std::string self_exe() {
-  char buf[4096];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-  if (n <= 0) fail("cannot find this executable (/proc/self/exe)");
-  return std::string(buf, static_cast<size_t>(n));
-}
-
-// The last training record of a run (step, loss, elapsed) and the planned steps, for heartbeats.
-json progress_of(const std::string& run_dir) {
-  json p = json::object();
-  std::ifstream in(run_dir + "/metrics.jsonl");
-  std::string line, last;
-  while (std::getline(in, line)) {
-    if (line.find("\"eval\"") == std::string::npos && line.find("\"loss\"") != std::string::npos) last = line;
-  }
-  try {
-    if (!last.empty()) {
-      json r = json::parse(last);
-      p["step"] = r.value("step", int64_t{0});
-      p["loss"] = r.value("loss", 0.0);
-      p["elapsed_s"] = r.value("elapsed_s", 0.0);
-    }
-    if (path_exists(run_dir + "/config.yaml")) {
-      int64_t steps = Config::load(run_dir + "/config.yaml").get_int("train.steps");
-      p["steps"] = steps;
-      if (p.contains("step") && p["step"].get<int64_t>() > 0) {
-        double per = p["elapsed_s"].get<double>() / static_cast<double>(p["step"].get<int64_t>());
-        p["eta_s"] = per * static_cast<double>(steps - p["step"].get<int64_t>());
-      }
-    }
-  } catch (const std::exception&) {
-    // a half-written line: report what we have
-  }
-  return p;
-}
-
 std::string tail_of(const std::string& path, size_t bytes) {
   std::string text;
   try {
@@ -93,7 +58,7 @@ int run_agent(const AgentOptions& o) {
   if (o.slots < 1) fail("--slots must be at least 1");
   const std::string workdir = expand_user(o.workdir);
   make_dirs(workdir);
-  const std::string recur = o.recur_binary.empty() ? self_exe() : o.recur_binary;
+  const std::string recur = o.recur_binary.empty() ? self_executable() : o.recur_binary;
   std::string name = o.name;
   if (name.empty()) {
     char host[256] = {0};
@@ -196,7 +161,7 @@ int run_agent(const AgentOptions& o) {
         call("POST", "/api/agents/" + std::to_string(agent) + "/heartbeat", json::object());
         for (auto& [id, c] : running) {
           json r = call("POST", "/api/trials/" + std::to_string(id) + "/heartbeat",
-                        json{{"agent", agent}, {"attempt", c.attempt}, {"progress", progress_of(c.run_dir)}});
+                        json{{"agent", agent}, {"attempt", c.attempt}, {"progress", run_progress(c.run_dir)}});
           if (r.value("stop", false) && !c.stop_sent) {
             spdlog::warn("trial {}: the coordinator no longer assigns it to this agent; stopping it", id);
             ::kill(-c.pid, SIGTERM);

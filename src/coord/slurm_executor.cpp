@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "coord/run_progress.h"
 #include "coord/store.h"
 #include "core/config.h"
 #include "core/error.h"
@@ -46,32 +47,6 @@ std::string trim(std::string s) {
   return s;
 }
 
-std::string self_exe() {
-  char buf[4096];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "recur";
-}
-
-// The trial's training progress from its run directory (step, loss, planned steps).
-json run_progress(const std::string& run_dir) {
-  json p = json::object();
-  std::ifstream in(run_dir + "/metrics.jsonl");
-  std::string line, last;
-  while (std::getline(in, line)) {
-    if (line.find("\"eval\"") == std::string::npos && line.find("\"loss\"") != std::string::npos) last = line;
-  }
-  try {
-    if (!last.empty()) {
-      json r = json::parse(last);
-      p["step"] = r.value("step", int64_t{0});
-      p["loss"] = r.value("loss", 0.0);
-    }
-    if (path_exists(run_dir + "/config.yaml")) p["steps"] = Config::load(run_dir + "/config.yaml").get_int("train.steps");
-  } catch (const std::exception&) {
-  }
-  return p;
-}
-
 struct Job {
   int64_t attempt = 0;
   std::string id, run_dir;
@@ -82,7 +57,7 @@ struct Job {
 void run_slurm_executor(const SlurmOptions& o, const std::atomic<bool>& stop) {
   constexpr double kLease = 7 * 86400.0;  // jobs may pend for days; the executor renews every poll
   Store store(o.state);
-  const std::string recur = o.recur_binary.empty() ? self_exe() : o.recur_binary;
+  const std::string recur = o.recur_binary.empty() ? self_executable() : o.recur_binary;
   const std::string script = o.sbatch_script.empty() ? o.recur_root + "/cluster/slurm/train.sbatch" : o.sbatch_script;
   make_dirs(o.workdir);
   // One agent identity across coordinator restarts, so its trials (and their jobs) are re-attached.
