@@ -130,7 +130,7 @@ TEST_F(Resume, AsyncCheckpointsResumeBitExact) {
 // parameters equal the uninterrupted run's, bitwise.
 TEST_F(Resume, RandomKillsThenResumeEndBitExact) {
   const std::string full = g_root + "/kill-full", victim = g_root + "/kill-victim";
-  const int steps = 600;
+  const int steps = 1500;  // long enough that ten random strikes land before the victim finishes
   ASSERT_EQ(run(train_cmd(1, "xl", full, steps, "--set checkpoint.every_steps=2")), 0);
   std::mt19937 rng(17);
   int kills = 0;
