@@ -2,10 +2,12 @@
 """Markdown tables for docs/results.md from `recur sweep status ID --json`.
 formal-languages: sequence accuracy on bin 0 (valid) and bin 1 (test) per language and model, beside
 the paper's Table 2, with training time, the learned gates and REM parameters.
-copy-task: accuracy per maximum length, training-set size and model, with the final training loss.
+copy-task: accuracy per maximum length, training-set size and model, with the final training loss and
+the first logged step whose training loss is below 0.1 (how fast the model leaves the plateau).
 Usage: experiment_tables.py formal-languages|copy-task TRIALS.json"""
 import json
 import math
+import os
 import sys
 
 # RSA paper Table 2 (bin 0, bin 1). The D_2/D_4 rows of the seed text are garbled (15 values for 16
@@ -28,19 +30,34 @@ def fmt(x):
     return "" if x is None else ("%.2f" % x)
 
 
+def training_log(run_dir):
+    """[(step, loss)] of the training log lines of RUN_DIR/metrics.jsonl."""
+    path = os.path.join(run_dir or "", "metrics.jsonl")
+    if not run_dir or not os.path.exists(path):
+        return []
+    rows = [json.loads(line) for line in open(path)]
+    return [(r["step"], r["loss"]) for r in rows if "loss" in r and "eval" not in r]
+
+
 def copy_task(s):
-    print("| model | training set | max length | token accuracy (test) | sequence accuracy (test) | train time | gates |")
-    print("|---|---|---|---|---|---|---|")
+    print("| model | training set | max length | token accuracy (test) | sequence accuracy (test) "
+          "| final training loss | first step with loss < 0.1 | train time | gates |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for t in s["trials"]:
         p = t["point"]
         r = t["result"] if isinstance(t.get("result"), dict) else None
         test = r.get("splits", {}).get("test", r) if r else None
         acc = fmt(test.get("token_accuracy")) if test else t["state"]
         seq = fmt(test.get("sequence_accuracy")) if test else ""
-        size = "S (6,400)" if p["data.train_examples"] == 6400 else "L (12,800)" if p["data.train_examples"] == 12800 else str(p["data.train_examples"])
+        n = p["data.train_examples"]
+        size = "S (6,400)" if n == 6400 else "L (12,800)" if n == 12800 else str(n)
         gates = " ".join("%.2f" % g for g in r.get("rsa_gates", [])) if r else ""
         secs = "%.0f s" % r["train_seconds"] if r and "train_seconds" in r else ""
-        print("| %s | %s | %s | %s | %s | %s | %s |" % (p["model"], size, p["task.max_len"], acc, seq, secs, gates))
+        log = training_log(t.get("run_dir"))
+        final = "%.3f" % log[-1][1] if log else ""
+        below = next((str(step) for step, loss in log if loss < 0.1), "not reached" if log else "")
+        print("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            p["model"], size, p["task.max_len"], acc, seq, final, below, secs, gates))
 
 
 def main():

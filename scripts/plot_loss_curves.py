@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""Training-loss curves of a sweep's trials (like the RSA paper's Figure 5, panels 3-4): one line per
-trial at the longest value of AXIS, from each run's metrics.jsonl. Writes OUT.png and OUT.svg.
+"""Training-loss curves of a sweep's trials (like the RSA paper's Figure 5, panels 3-4): one panel per
+value of AXIS, one line per trial in it, from each run's metrics.jsonl. Writes OUT.png and OUT.svg.
 Usage: plot_loss_curves.py TRIALS.json AXIS OUT   (TRIALS.json: recur sweep status ID --json)"""
 import json
 import os
@@ -12,32 +12,42 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def main():
-    if len(sys.argv) != 4:
-        sys.exit(__doc__)
-    s = json.load(open(sys.argv[1]))
-    axis, out = sys.argv[2], sys.argv[3]
-    longest = max(t["point"][axis] for t in s["trials"])
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for t in s["trials"]:
-        if t["point"][axis] != longest:
-            continue
-        path = os.path.join(t["run_dir"], "metrics.jsonl")
-        if not os.path.exists(path):
-            continue
-        steps, losses = [], []
+def curve(run_dir):
+    """(steps, losses) of the training log lines of RUN_DIR/metrics.jsonl; empty when there is none."""
+    steps, losses = [], []
+    path = os.path.join(run_dir or "", "metrics.jsonl")
+    if run_dir and os.path.exists(path):
         for line in open(path):
             r = json.loads(line)
             if "loss" in r and "eval" not in r:
                 steps.append(r["step"])
                 losses.append(r["loss"])
-        label = ", ".join("%s=%s" % (k, v) for k, v in t["point"].items() if k != axis)
-        ax.plot(steps, losses, label=label)
-    ax.set_xlabel("step")
-    ax.set_ylabel("training cross-entropy (nats)")
-    ax.set_title("%s: %s = %s" % (s["name"], axis, longest))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    return steps, losses
+
+
+def main():
+    if len(sys.argv) != 4:
+        sys.exit(__doc__)
+    s = json.load(open(sys.argv[1]))
+    axis, out = sys.argv[2], sys.argv[3]
+    values = sorted({t["point"][axis] for t in s["trials"]})
+    fig, axes = plt.subplots(1, len(values), figsize=(4.2 * len(values), 3.8), sharey=True, squeeze=False)
+    for ax, value in zip(axes[0], values):
+        for t in s["trials"]:
+            if t["point"][axis] != value:
+                continue
+            steps, losses = curve(t.get("run_dir"))
+            if steps:
+                label = ", ".join(str(v) if k == "model" else "%s=%s" % (k.split(".")[-1], v)
+                                  for k, v in sorted(t["point"].items(), key=lambda kv: kv[0] != "model")
+                                  if k != axis)
+                ax.plot(steps, losses, label=label)
+        ax.set_xlabel("step")
+        ax.set_title("%s = %s" % (axis, value))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("training cross-entropy (nats)")
+    fig.suptitle(s["name"])
     fig.tight_layout()
     for ext in ("png", "svg"):
         fig.savefig(out + "." + ext)

@@ -222,7 +222,7 @@ int cmd_agent(const Argv& argv) {
             "Run trials for a coordinator: lease, run `recur train` (mpirun for multi-rank trials), send\n"
             "heartbeats and progress, report results. SIGTERM: running trials checkpoint and are requeued.");
   client_options(args);
-  args.option("slots", "N", "ranks this agent runs at once", "1")
+  args.option("slots", "N", "ranks this agent runs at once; each rank gets cores/N threads (OMP_NUM_THREADS, unless set)", "1")
       .option("gpus", "LIST", "GPU ids to hand to trials (CUDA_VISIBLE_DEVICES)")
       .required("workdir", "DIR", "run directories go here (shared storage, so a requeued trial resumes anywhere)")
       .option("name", "NAME", "agent name (default hostname:pid)")

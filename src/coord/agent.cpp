@@ -3,11 +3,14 @@
 
 #include <signal.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <chrono>
 #include <fstream>
 #include <map>
@@ -56,6 +59,14 @@ std::string tail_of(const std::string& path, size_t bytes) {
 int run_agent(const AgentOptions& o) {
   if (o.workdir.empty()) fail("--workdir DIR is required (run directories go there; use shared storage across nodes)");
   if (o.slots < 1) fail("--slots must be at least 1");
+  // Each slot's ranks get an equal share of this machine's cores (OMP_NUM_THREADS, unless the
+  // agent's own environment sets it): N trials with all cores each would oversubscribe the CPU.
+  std::string rank_threads;
+  if (const char* env = std::getenv("OMP_NUM_THREADS"); env == nullptr || *env == '\0') {
+    cpu_set_t cpus;
+    long cores = ::sched_getaffinity(0, sizeof(cpus), &cpus) == 0 ? CPU_COUNT(&cpus) : ::sysconf(_SC_NPROCESSORS_ONLN);
+    rank_threads = std::to_string(std::max<long>(1, cores / o.slots));
+  }
   const std::string workdir = expand_user(o.workdir);
   make_dirs(workdir);
   const std::string recur = o.recur_binary.empty() ? self_executable() : o.recur_binary;
@@ -90,7 +101,8 @@ int run_agent(const AgentOptions& o) {
       std::this_thread::sleep_for(std::chrono::seconds(1));
     }
   }
-  spdlog::info("agent {} '{}' registered with {} slot(s), work directory {}", agent, name, o.slots, workdir);
+  spdlog::info("agent {} '{}' registered with {} slot(s), work directory {}{}", agent, name, o.slots, workdir,
+               rank_threads.empty() ? "" : fmt::format(", {} thread(s) per rank", rank_threads));
 
   std::map<int64_t, Child> running;  // by trial
   std::vector<PendingReport> reports;
@@ -219,6 +231,7 @@ int run_agent(const AgentOptions& o) {
             ::dup2(fd, 2);
           }
           if (!visible.empty()) ::setenv("CUDA_VISIBLE_DEVICES", visible.c_str(), 1);
+          if (!rank_threads.empty()) ::setenv("OMP_NUM_THREADS", rank_threads.c_str(), 1);
           std::vector<char*> args;
           for (auto& a : argv) args.push_back(a.data());
           args.push_back(nullptr);
