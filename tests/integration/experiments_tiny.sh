@@ -33,7 +33,7 @@ for t in ct["trials"]:
     assert "token_accuracy" in t["result"]["splits"]["test"]
     if t["point"]["model"] == "RSA-BRT":
         assert len(t["result"]["rsa_gates"]) == 3 and t["result"]["rem"]
-for f in ["fl/sweep-1-splits.test.sequence_accuracy.png", "ct/sweep-1-token_accuracy.svg", "ct/loss-curves.png", "ct/results.md"]:
+for f in ["fl/sweep-1-splits.test.sequence_accuracy.png", "fl/table2.png", "fl/table2.svg", "ct/sweep-1-token_accuracy.svg", "ct/loss-curves.png", "ct/results.md"]:
     assert os.path.getsize(os.path.join(tmp, f)) > 0, f
 print("both tiny experiments wrote accuracies (both bins), gates, REM parameters, tables and plots")
 PY
