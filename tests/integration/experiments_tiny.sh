@@ -40,4 +40,17 @@ PY
 # A second run finds the finished sweeps and does not train again.
 "$src/scripts/experiment" formal-languages --tiny --agents 2 --out "$tmp/fl" > "$tmp/fl2.out" 2>&1
 grep -q "found in" "$tmp/fl2.out" || { cat "$tmp/fl2.out"; echo "FAIL: the second run did not reuse the sweep"; exit 1; }
+# --only keeps some labels of one axis: model I alone gives one trial per language.
+"$src/scripts/experiment" formal-languages --tiny --agents 2 --only model=I --out "$tmp/fl-only" > "$tmp/fl3.out" 2>&1 || { cat "$tmp/fl3.out"; echo "FAIL: --only"; exit 1; }
+python3 - "$tmp/fl-only/trials.json" <<'PY'
+import json, sys
+trials = json.load(open(sys.argv[1]))["trials"]
+assert sorted((t["point"]["language"], t["point"]["model"]) for t in trials) == [("d2", "I (5,0,0,0,0,0)"), ("parity", "I (5,0,0,0,0,0)")], trials
+PY
+# An unknown label is refused before anything runs, naming the labels there are.
+if "$src/scripts/experiment" formal-languages --tiny --only model=V --out "$tmp/fl-bad" > "$tmp/fl4.out" 2>&1; then
+  echo "FAIL: --only model=V was accepted"; exit 1
+fi
+grep -q "has no label V (labels: Transformer, I (5,0,0,0,0,0))" "$tmp/fl4.out" || { cat "$tmp/fl4.out"; echo "FAIL: --only error"; exit 1; }
+[[ ! -e "$tmp/fl-bad/state.db" ]] || { echo "FAIL: a refused --only started a coordinator"; exit 1; }
 echo PASS
