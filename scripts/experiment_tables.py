@@ -4,6 +4,8 @@ formal-languages: sequence accuracy on bin 0 (valid) and bin 1 (test) per langua
 the paper's Table 2, with training time, the learned gates and REM parameters.
 copy-task: accuracy per maximum length, training-set size and model, with the final training loss and
 the first logged step whose training loss is below 0.1 (how fast the model leaves the plateau).
+A trial with a "recorded" field (a date) is a cell carried over from an earlier run's report
+(docs/results/): its seed is marked † and a footnote says from when.
 Usage: experiment_tables.py formal-languages|copy-task TRIALS.json"""
 import json
 import math
@@ -72,7 +74,8 @@ def main():
         r = t["result"] if isinstance(t.get("result"), dict) else None
         b0 = r.get("sequence_accuracy") if r else None
         b1 = r.get("splits", {}).get("test", {}).get("sequence_accuracy") if r else None
-        rows.append((lang, model, t["state"], b0, b1, r, t["seed"]))
+        seed = "%d%s" % (t["seed"], "†" if t.get("recorded") else "")
+        rows.append((lang, model, t["state"], b0, b1, r, seed))
     print("| language | model | seed | ours bin 0 | ours bin 1 | paper bin 0 | paper bin 1 | train time | gates (per layer) |")
     print("|---|---|---|---|---|---|---|---|---|")
     for lang, model, state, b0, b1, r, seed in rows:
@@ -80,9 +83,13 @@ def main():
         secs = r.get("train_seconds") if r else None
         gates = " ".join("%.2f" % g for g in r.get("rsa_gates", [])) if r else ""
         ours0 = fmt(b0) if state == "succeeded" else state
-        print("| %s | %s | %d | %s | %s | %s | %s | %s | %s |" % (
+        print("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             lang, model, seed, ours0, fmt(b1), fmt(p[0]), fmt(p[1]),
             "" if secs is None else "%.0f s" % secs, gates))
+    recorded = sorted({t["recorded"] for t in s["trials"] if t.get("recorded")})
+    if recorded:
+        print()
+        print("† carried over from the report of the run of %s (not re-run here)." % ", ".join(recorded))
     print()
     print("REM parameters at the end of training (λ = tanh η, γ = sigmoid ν, θ; per head, first layer):")
     print()

@@ -47,6 +47,16 @@ import json, sys
 trials = json.load(open(sys.argv[1]))["trials"]
 assert sorted((t["point"]["language"], t["point"]["model"]) for t in trials) == [("d2", "I (5,0,0,0,0,0)"), ("parity", "I (5,0,0,0,0,0)")], trials
 PY
+# merge_trials.py joins the parts: the --only run's trials replace the full run's, in language order.
+python3 "$src/scripts/merge_trials.py" --order language=parity,d2 "$tmp/fl/trials.json" "$tmp/fl-only/trials.json" > "$tmp/merged.json"
+python3 - "$tmp/merged.json" "$tmp/fl-only/trials.json" <<'PY'
+import json, sys
+merged, only = (json.load(open(p))["trials"] for p in sys.argv[1:])
+assert [t["point"]["language"] for t in merged] == ["parity", "parity", "d2", "d2"], merged
+i = [t for t in merged if t["point"] == only[0]["point"]]
+assert len(i) == 1 and i[0]["result"] == only[0]["result"], i
+PY
+python3 "$src/scripts/experiment_tables.py" formal-languages "$tmp/merged.json" | grep -q "| d2 | I (5,0,0,0,0,0) | 1 |" || { echo "FAIL: the merged table"; exit 1; }
 # An unknown label is refused before anything runs, naming the labels there are.
 if "$src/scripts/experiment" formal-languages --tiny --only model=V --out "$tmp/fl-bad" > "$tmp/fl4.out" 2>&1; then
   echo "FAIL: --only model=V was accepted"; exit 1
