@@ -32,8 +32,12 @@ def fmt(x):
     return "" if x is None else ("%.2f" % x)
 
 
-def training_log(run_dir):
-    """[(step, loss)] of the training log lines of RUN_DIR/metrics.jsonl."""
+def training_log(trial):
+    """[(step, loss)] of a trial's training log: its embedded loss_curve (merge_trials.py --curves),
+    else the training lines of RUN_DIR/metrics.jsonl."""
+    if trial.get("loss_curve"):
+        return [tuple(x) for x in trial["loss_curve"]]
+    run_dir = trial.get("run_dir")
     path = os.path.join(run_dir or "", "metrics.jsonl")
     if not run_dir or not os.path.exists(path):
         return []
@@ -55,7 +59,7 @@ def copy_task(s):
         size = "S (6,400)" if n == 6400 else "L (12,800)" if n == 12800 else str(n)
         gates = " ".join("%.2f" % g for g in r.get("rsa_gates", [])) if r else ""
         secs = "%.0f s" % r["train_seconds"] if r and "train_seconds" in r else ""
-        log = training_log(t.get("run_dir"))
+        log = training_log(t)
         final = "%.3f" % log[-1][1] if log else ""
         below = next((str(step) for step, loss in log if loss < 0.1), "not reached" if log else "")
         print("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (

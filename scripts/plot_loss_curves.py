@@ -12,8 +12,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def curve(run_dir):
-    """(steps, losses) of the training log lines of RUN_DIR/metrics.jsonl; empty when there is none."""
+def curve(trial):
+    """(steps, losses) of a trial's embedded loss_curve (merge_trials.py --curves), else of the
+    training log lines of RUN_DIR/metrics.jsonl; empty when there is none."""
+    if trial.get("loss_curve"):
+        return [x[0] for x in trial["loss_curve"]], [x[1] for x in trial["loss_curve"]]
+    run_dir = trial.get("run_dir")
     steps, losses = [], []
     path = os.path.join(run_dir or "", "metrics.jsonl")
     if run_dir and os.path.exists(path):
@@ -36,7 +40,7 @@ def main():
         for t in s["trials"]:
             if t["point"][axis] != value:
                 continue
-            steps, losses = curve(t.get("run_dir"))
+            steps, losses = curve(t)
             if steps:
                 label = ", ".join(str(v) if k == "model" else "%s=%s" % (k.split(".")[-1], v)
                                   for k, v in sorted(t["point"].items(), key=lambda kv: kv[0] != "model")

@@ -56,7 +56,21 @@ assert [t["point"]["language"] for t in merged] == ["parity", "parity", "d2", "d
 i = [t for t in merged if t["point"] == only[0]["point"]]
 assert len(i) == 1 and i[0]["result"] == only[0]["result"], i
 PY
-python3 "$src/scripts/experiment_tables.py" formal-languages "$tmp/merged.json" | grep -q "| d2 | I (5,0,0,0,0,0) | 1 |" || { echo "FAIL: the merged table"; exit 1; }
+python3 "$src/scripts/experiment_tables.py" formal-languages "$tmp/merged.json" > "$tmp/merged.md"
+grep -q "| d2 | I (5,0,0,0,0,0) | 1 |" "$tmp/merged.md" || { echo "FAIL: the merged table"; exit 1; }
+# --curves embeds the loss curves, so tables and loss plots outlive the run folders.
+python3 "$src/scripts/merge_trials.py" --curves "$tmp/ct/trials.json" > "$tmp/ct-merged.json"
+python3 - "$tmp/ct-merged.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert all(len(t["loss_curve"]) > 0 and t["loss_curve"][0][0] > 0 for t in s["trials"]), s["trials"]
+for t in s["trials"]:
+    t["run_dir"] = "/nonexistent"
+json.dump(s, open(sys.argv[1], "w"))
+PY
+/usr/bin/python3 "$src/scripts/plot_loss_curves.py" "$tmp/ct-merged.json" task.max_len "$tmp/ct-curves" > /dev/null
+[[ -s "$tmp/ct-curves.png" ]] || { echo "FAIL: no loss curves from embedded curves"; exit 1; }
+python3 "$src/scripts/experiment_tables.py" copy-task "$tmp/ct-merged.json" | grep -q "not reached\|| [0-9]* | [0-9]* s |" || { echo "FAIL: copy table without its loss columns"; exit 1; }
 # An unknown label is refused before anything runs, naming the labels there are.
 if "$src/scripts/experiment" formal-languages --tiny --only model=V --out "$tmp/fl-bad" > "$tmp/fl4.out" 2>&1; then
   echo "FAIL: --only model=V was accepted"; exit 1
