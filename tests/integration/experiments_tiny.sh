@@ -70,7 +70,8 @@ json.dump(s, open(sys.argv[1], "w"))
 PY
 /usr/bin/python3 "$src/scripts/plot_loss_curves.py" "$tmp/ct-merged.json" task.max_len "$tmp/ct-curves" > /dev/null
 [[ -s "$tmp/ct-curves.png" ]] || { echo "FAIL: no loss curves from embedded curves"; exit 1; }
-python3 "$src/scripts/experiment_tables.py" copy-task "$tmp/ct-merged.json" | grep -q "not reached\|| [0-9]* | [0-9]* s |" || { echo "FAIL: copy table without its loss columns"; exit 1; }
+python3 "$src/scripts/experiment_tables.py" copy-task "$tmp/ct-merged.json" > "$tmp/ct-merged.md"
+grep -qE "\| [0-9.]+ \| ([0-9]+|not reached) \| [0-9]+ s \|" "$tmp/ct-merged.md" || { echo "FAIL: copy table without its loss columns"; cat "$tmp/ct-merged.md"; exit 1; }
 # An unknown label is refused before anything runs, naming the labels there are.
 if "$src/scripts/experiment" formal-languages --tiny --only model=V --out "$tmp/fl-bad" > "$tmp/fl4.out" 2>&1; then
   echo "FAIL: --only model=V was accepted"; exit 1
