@@ -5,24 +5,33 @@ machines). A trial with the same point and seed in a later file replaces the ear
 order is that of first appearance unless --order AXIS=L1,L2,... sorts by an axis. --curves embeds
 each trial's training-loss curve from RUN_DIR/metrics.jsonl as loss_curve [[step, loss], ...], so
 that the tables and loss plots can be made again once the run folders are gone.
-Usage: merge_trials.py [--order AXIS=L1,L2,...] [--curves] A.json B.json ... > MERGED.json"""
+--name NAME names the merged sweep (the plots' titles); the default joins the parts' names.
+Usage: merge_trials.py [--order AXIS=L1,L2,...] [--curves] [--name NAME] A.json B.json ... > MERGED.json"""
 import json
 import os
 import sys
 
 
 def main(argv):
-    order = None
-    if len(argv) > 1 and argv[1] == "--order":
-        axis, _, labels = argv[2].partition("=")
-        order = (axis, labels.split(","))
-        argv = argv[:1] + argv[3:]
-    curves = "--curves" in argv
-    argv = [a for a in argv if a != "--curves"]
-    if len(argv) < 2:
+    opts, paths, args = {"--order": None, "--name": None, "--curves": False}, [], argv[1:]
+    while args:
+        a = args.pop(0)
+        if a == "--curves":
+            opts[a] = True
+        elif a in opts:
+            if not args:
+                sys.exit("merge_trials: %s wants a value" % a)
+            opts[a] = args.pop(0)
+        else:
+            paths.append(a)
+    if not paths:
         sys.exit(__doc__)
+    order, name, curves = opts["--order"], opts["--name"], opts["--curves"]
+    if order:
+        axis, _, labels = order.partition("=")
+        order = (axis, labels.split(","))
     merged, names = {}, []
-    for path in argv[1:]:
+    for path in paths:
         s = json.load(open(path))
         names.append(s.get("name", path))
         for t in s["trials"]:
@@ -37,7 +46,7 @@ def main(argv):
         axis, labels = order
         rank = lambda t: labels.index(str(t["point"].get(axis))) if str(t["point"].get(axis)) in labels else len(labels)
         trials.sort(key=rank)  # stable: keeps the order within a label
-    json.dump({"name": " + ".join(names), "state": "merged", "trials": trials}, sys.stdout, indent=1)
+    json.dump({"name": name or " + ".join(names), "state": "merged", "trials": trials}, sys.stdout, indent=1)
 
 
 if __name__ == "__main__":

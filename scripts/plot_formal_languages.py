@@ -48,7 +48,7 @@ def main():
                            hatch="//", label="paper, bin %d" % b if j == 0 else None)
         ax.set_title(lang)
         ax.set_xticks(range(len(models)))
-        ax.set_xticklabels([short(m) for m in models], fontsize=8)
+        ax.set_xticklabels([short(m) for m in models], fontsize=8, rotation=25)
         ax.set_ylim(0, 1.05)
         ax.grid(axis="y", alpha=0.3)
     for k in range(len(langs), rows * cols):
