@@ -33,7 +33,7 @@ for t in ct["trials"]:
     assert "token_accuracy" in t["result"]["splits"]["test"]
     if t["point"]["model"] == "RSA-BRT":
         assert len(t["result"]["rsa_gates"]) == 3 and t["result"]["rem"]
-for f in ["fl/sweep-1-splits.test.sequence_accuracy.png", "fl/table2.png", "fl/table2.svg", "ct/sweep-1-token_accuracy.svg", "ct/loss-curves.png", "ct/results.md"]:
+for f in ["fl/sweep-1-splits.test.sequence_accuracy.png", "fl/table2.png", "fl/table2.svg", "ct/sweep-1-token_accuracy.svg", "ct/loss-curves.png", "ct/accuracy.png", "ct/results.md"]:
     assert os.path.getsize(os.path.join(tmp, f)) > 0, f
 print("both tiny experiments wrote accuracies (both bins), gates, REM parameters, tables and plots")
 PY
@@ -70,6 +70,8 @@ json.dump(s, open(sys.argv[1], "w"))
 PY
 /usr/bin/python3 "$src/scripts/plot_loss_curves.py" "$tmp/ct-merged.json" task.max_len "$tmp/ct-curves" > /dev/null
 [[ -s "$tmp/ct-curves.png" ]] || { echo "FAIL: no loss curves from embedded curves"; exit 1; }
+/usr/bin/python3 "$src/scripts/plot_copy_accuracy.py" "$tmp/ct-merged.json" "$tmp/ct-acc" > /dev/null
+[[ -s "$tmp/ct-acc.png" && -s "$tmp/ct-acc.svg" ]] || { echo "FAIL: no accuracy-per-length plot"; exit 1; }
 python3 "$src/scripts/experiment_tables.py" copy-task "$tmp/ct-merged.json" > "$tmp/ct-merged.md"
 grep -qE "\| [0-9.]+ \| ([0-9]+|not reached) \| [0-9]+ s \|" "$tmp/ct-merged.md" || { echo "FAIL: copy table without its loss columns"; cat "$tmp/ct-merged.md"; exit 1; }
 # An unknown label is refused before anything runs, naming the labels there are.
