@@ -11,6 +11,9 @@ import json
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from experiment_tables import training_log  # noqa: E402
+
 
 def main(argv):
     opts, paths, args = {"--order": None, "--name": None, "--curves": False}, [], argv[1:]
@@ -38,10 +41,9 @@ def main(argv):
             merged[(json.dumps(t["point"], sort_keys=True), t.get("seed"))] = t
     trials = list(merged.values())
     for t in trials if curves else []:
-        path = os.path.join(t.get("run_dir") or "", "metrics.jsonl")
-        if t.get("run_dir") and os.path.exists(path):
-            rows = [json.loads(line) for line in open(path)]
-            t["loss_curve"] = [[r["step"], r["loss"]] for r in rows if "loss" in r and "eval" not in r]
+        log = training_log(t)
+        if log:
+            t["loss_curve"] = [list(x) for x in log]
     if order:
         axis, labels = order
         rank = lambda t: labels.index(str(t["point"].get(axis))) if str(t["point"].get(axis)) in labels else len(labels)

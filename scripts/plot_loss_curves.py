@@ -11,22 +11,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from experiment_tables import training_log  # noqa: E402
+
 
 def curve(trial):
-    """(steps, losses) of a trial's embedded loss_curve (merge_trials.py --curves), else of the
-    training log lines of RUN_DIR/metrics.jsonl; empty when there is none."""
-    if trial.get("loss_curve"):
-        return [x[0] for x in trial["loss_curve"]], [x[1] for x in trial["loss_curve"]]
-    run_dir = trial.get("run_dir")
-    steps, losses = [], []
-    path = os.path.join(run_dir or "", "metrics.jsonl")
-    if run_dir and os.path.exists(path):
-        for line in open(path):
-            r = json.loads(line)
-            if "loss" in r and "eval" not in r:
-                steps.append(r["step"])
-                losses.append(r["loss"])
-    return steps, losses
+    """(steps, losses) of a trial's training log (experiment_tables.training_log); empty when none."""
+    log = training_log(trial)
+    return [step for step, _ in log], [loss for _, loss in log]
 
 
 def main():
