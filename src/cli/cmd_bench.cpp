@@ -136,17 +136,22 @@ int bench_data(const Argv& argv) {
 
 int bench_step(const Argv& argv) {
   Args args("recur bench step --config FILE [--set k=v]... [options]",
-            "Time one training step (forward, backward, Adam update) of the configured model on random tokens\n"
-            "at train.batch_size x train.tgt_len with a full memory: ms/step (median), tokens/s, and for RSA\n"
-            "models the REM share of step time (the same model with its RSA heads made plain).");
+            "Time one training step of the configured model on random tokens at train.batch_size x\n"
+            "train.tgt_len with a full memory: the trainer's own step (train.precision, train.grad_accum,\n"
+            "train.optimizer, train.reduce_dtype, train.clip as configured). Reports ms/step (median), tokens/s,\n"
+            "model FLOPs per token (forward + backward, from the shapes), on a GPU the MFU against its dense\n"
+            "peak, and for RSA models the REM share of step time (the same model with its RSA heads made plain).");
   args.required("config", "FILE", "model config")
       .list("set", "KEY=VALUE", "override a config key")
       .option("repeats", "N", "timed steps", "10")
       .option("warmup", "N", "untimed steps first", "2")
-      .option("vocab", "V", "vocabulary size of the random tokens", "256");
+      .option("vocab", "V", "vocabulary size of the random tokens", "256")
+      .option("peak-tflops", "X", "the device's dense peak TFLOP/s for MFU (0: known GPUs: H100/H200, A100)", "0");
   if (!args.parse(argv)) return 0;
   Config c = Config::load(args.get("config"), args.get_list("set"));
   train::StepBenchOptions o;
+  o.peak_tflops = args.get_double("peak-tflops");
+  if (o.peak_tflops < 0) throw UsageError("--peak-tflops must be >= 0");
   o.repeats = args.get_int("repeats");
   o.warmup = args.get_int("warmup");
   o.vocab = args.get_int("vocab");
@@ -156,7 +161,13 @@ int bench_step(const Argv& argv) {
               static_cast<long long>(j["parameters"].get<int64_t>()), static_cast<long long>(j["batch_size"].get<int64_t>()),
               static_cast<long long>(j["tgt_len"].get<int64_t>()), static_cast<long long>(j["mem_len"].get<int64_t>()),
               j["threads"].get<int>());
-  std::printf("  %.1f ms/step, %.0f tokens/s\n", j["ms_per_step"].get<double>(), j["tokens_per_s"].get<double>());
+  std::printf("  %s, %s, grad_accum %lld, optimizer %s on %s\n", j["precision"].get<std::string>().c_str(),
+              ("reduce " + j["reduce_dtype"].get<std::string>()).c_str(), static_cast<long long>(j["grad_accum"].get<int64_t>()),
+              j["optimizer"].get<std::string>().c_str(), j["device_name"].get<std::string>().c_str());
+  std::printf("  %.1f ms/step, %.0f tokens/s, %.3g model FLOPs/token", j["ms_per_step"].get<double>(),
+              j["tokens_per_s"].get<double>(), j["model_flops_per_token"].get<double>());
+  if (j.contains("mfu") && j["mfu"].is_number()) std::printf(", MFU %.1f%%", 100.0 * j["mfu"].get<double>());
+  std::printf("\n");
   if (j.contains("comm_hidden_fraction")) {
     std::printf("  %d ranks (%s), %d buckets: all-reduce %.1f ms/step, exposed %.1f ms/step, hidden %.0f%%\n",
                 j["ranks"].get<int>(), j["backend"].get<std::string>().c_str(), j["buckets"].get<int>(),

@@ -15,48 +15,60 @@
 #include "parallel/communicator.h"
 #include "parallel/launch.h"
 #include "parallel/reducer.h"
+#include "train/flops.h"
+#include "train/options.h"
+#include "train/optimizer.h"
+#include "train/step.h"
+#include "train/task.h"
+
+#ifdef RECUR_HAVE_NCCL
+#include <cuda_runtime.h>
+#endif
 
 namespace recur::train {
 namespace {
 
-// One model with its optimizer, random tokens and a full memory, ready to time steps.
-// With several ranks each holds train.batch_size / ranks rows and gradients go through the reducer.
+// One model with its optimizer and the training Step (train.precision, train.grad_accum,
+// train.optimizer, train.reduce_dtype as configured), random tokens and a full memory, ready to time
+// steps. With several ranks each holds train.batch_size / ranks rows and gradients go through the reducer.
 struct StepRunner {
   std::shared_ptr<model::LanguageModel> model;
-  std::unique_ptr<torch::optim::Adam> opt;
+  std::unique_ptr<torch::optim::Optimizer> opt;
   std::unique_ptr<parallel::Reducer> reducer;
-  torch::Tensor tokens;
+  std::unique_ptr<Step> step;
+  Batch batch;
   model::State state;
-  int64_t T, vocab;
-
   torch::Device device{torch::kCPU};
 
-  StepRunner(const Config& c, int64_t vocab_size, parallel::Communicator& comm) : vocab(vocab_size) {
-    device = resolve_device(c, parallel::detect_launch());
+  StepRunner(const Config& c, int64_t vocab, parallel::Communicator& comm, const torch::Device& dev) : device(dev) {
+    const TrainOptions o = TrainOptions::from(c);
+    o.check(comm.world_size());
     model = model::make_model(c, vocab);
     model->to(device);
-    opt = std::make_unique<torch::optim::Adam>(model->parameters(), torch::optim::AdamOptions(1e-4));
+    opt = make_optimizer(o, model->parameters());
     model->train();
-    T = c.get_int("train.tgt_len");
+    const int64_t T = o.tgt_len;
     torch::manual_seed(comm.rank());
-    tokens = torch::randint(vocab, {c.get_int("train.batch_size") / comm.world_size(), T + 1}, torch::kInt64).to(device);
-    if (model->carries_state()) state = model->forward(tokens.slice(1, 0, T), state).state;  // full memory
+    auto tokens = torch::randint(vocab, {o.batch_size / comm.world_size(), T + 1}, torch::kInt64).to(device);
+    batch = Batch{tokens.slice(1, 0, T), tokens.slice(1, 1), torch::Tensor(), static_cast<double>(tokens.size(0) * T)};
     if (comm.world_size() > 1) {
       parallel::ReducerOptions ro;
-      ro.first_bucket_mb = c.get_float("train.first_bucket_mb");
-      ro.bucket_mb = c.get_float("train.bucket_mb");
+      ro.first_bucket_mb = o.first_bucket_mb;
+      ro.bucket_mb = o.bucket_mb;
+      ro.reduce_bf16 = o.reduce_bf16;
       reducer = std::make_unique<parallel::Reducer>(model->parameters(), comm, ro);
+    }
+    step = std::make_unique<Step>(*model, *opt, reducer.get(), StepOptions{Task::kStream, o.grad_accum, o.bf16, o.clip});
+    if (model->carries_state()) {  // a full memory
+      torch::NoGradGuard no_grad;
+      state = model->forward(batch.input, state).state;
     }
   }
   double step_ms() {
     auto t0 = std::chrono::steady_clock::now();
-    auto out = model->forward(tokens.slice(1, 0, T), state);
-    auto loss = torch::nn::functional::cross_entropy(out.logits.reshape({-1, vocab}), tokens.slice(1, 1).reshape({-1}));
-    if (reducer) reducer->prepare_for_sync();
-    loss.backward();
-    if (reducer) reducer->finalize();
-    opt->step();
-    opt->zero_grad();
+    model::State s = state;  // every timed step starts from the same full memory
+    step->forward_backward(batch, &s);
+    step->update(1e-4);
     if (device.is_cuda()) torch::cuda::synchronize(device.index());
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   }
@@ -67,24 +79,40 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
+std::string device_name(const torch::Device& d) {
+#ifdef RECUR_HAVE_NCCL
+  if (d.is_cuda()) {
+    cudaDeviceProp prop;
+    if (cudaGetDeviceProperties(&prop, d.index()) == cudaSuccess) return prop.name;
+  }
+#endif
+  return d.is_cuda() ? "cuda" : "cpu";
+}
+
 }  // namespace
 
 nlohmann::json bench_step(const Config& c, const StepBenchOptions& o) {
-  if (c.get_int("train.threads") > 0) torch::set_num_threads(static_cast<int>(c.get_int("train.threads")));
-  auto comm = parallel::make_communicator(c.get_string("train.backend"), parallel::detect_launch(),
-                                         resolve_device(c, parallel::detect_launch()).is_cuda());
+  const TrainOptions opts = TrainOptions::from(c);
+  if (opts.threads > 0) torch::set_num_threads(static_cast<int>(opts.threads));
+  const parallel::LaunchInfo launch = parallel::detect_launch();
+  const torch::Device device = resolve_device(c, launch);
+  parallel::CommunicatorOptions co;
+  co.cuda = device.is_cuda();
+  co.device_index = device.is_cuda() ? device.index() : -1;
+  co.timeout_s = opts.collective_timeout_s;
+  auto comm = parallel::make_communicator(opts.backend, launch, co);
   const int world = comm->world_size();
-  const int64_t B = c.get_int("train.batch_size"), T = c.get_int("train.tgt_len");
-  if (B % world != 0) fail("train.batch_size = {} is not divisible by the {} ranks", B, world);
+  const int64_t B = opts.batch_size, T = opts.tgt_len;
+  opts.check(world);
   const std::string type = c.get_string("model.type");
   std::string plain = type == "rsa_transformer" ? "transformer" : (type == "rsa_xl" || type == "tl_xl" || type == "fl_xl") ? "xl" : type == "rsa_brt" ? "brt" : "";
-  StepRunner main(c, o.vocab, *comm);
+  StepRunner main(c, o.vocab, *comm, device);
   std::unique_ptr<StepRunner> base;
   if (o.compare_plain && !plain.empty() && world == 1) {
     Config b = c;
     b.set("model.type", "\"" + plain + "\"");
     b.set("model.n_rsa_heads", "0");
-    base = std::make_unique<StepRunner>(b, o.vocab, *comm);
+    base = std::make_unique<StepRunner>(b, o.vocab, *comm, device);
   }
   // Warm up, then alternate the two models step by step so that drift in machine speed hits both.
   std::vector<double> ms, plain_ms;
@@ -98,11 +126,14 @@ nlohmann::json bench_step(const Config& c, const StepBenchOptions& o) {
     }
   }
   if (world > 1) {  // every rank reports the slowest rank's median: a step ends when all have finished
+    auto host = comm->host_duplicate();  // a CPU tensor: through the host communicator, also beside NCCL
     auto t = torch::tensor({median(ms)}, torch::kFloat64);
-    auto all = comm->all_gather(t);
+    auto all = host->all_gather(t);
     ms.assign(ms.size(), all.max().item<double>());
   }
   double med = median(ms);
+  const FlopCount flops = model_flops_per_token(*main.model, c, o.vocab);
+  const double tokens_per_s = static_cast<double>(B * T) / (med / 1000.0);
   nlohmann::json j = {{"bench", "step"},
                       {"model", type},
                       {"parameters", model::count_parameters(*main.model)},
@@ -112,8 +143,26 @@ nlohmann::json bench_step(const Config& c, const StepBenchOptions& o) {
                       {"threads", torch::get_num_threads()},
                       {"ranks", world},
                       {"backend", comm->backend()},
+                      {"device", device.str()},
+                      {"device_name", device_name(device)},
+                      {"precision", opts.precision()},
+                      {"reduce_dtype", opts.reduce_dtype()},
+                      {"optimizer", opts.optimizer},
+                      {"grad_accum", opts.grad_accum},
                       {"ms_per_step", med},
-                      {"tokens_per_s", static_cast<double>(B * T) / (med / 1000.0)}};
+                      {"tokens_per_s", tokens_per_s},
+                      {"model_flops_per_token", flops.train},
+                      {"model_tflops_per_s", tokens_per_s * flops.train / 1e12 / world}};
+  // Model FLOPs utilisation against the device's dense peak for the precision (GPU only).
+  const double peak = o.peak_tflops > 0 ? o.peak_tflops : peak_tflops(device_name(device), opts.precision());
+  if (device.is_cuda() || o.peak_tflops > 0) {
+    if (peak > 0) {
+      j["peak_tflops"] = peak;
+      j["mfu"] = tokens_per_s / world * flops.train / (peak * 1e12);
+    } else {
+      j["mfu"] = nullptr;  // unknown device: pass --peak-tflops
+    }
+  }
   if (main.reducer) {
     auto st = main.reducer->take_stats();
     const double n = static_cast<double>(o.repeats);

@@ -18,6 +18,7 @@ struct StepBenchOptions {
   int64_t repeats = 10;
   int64_t vocab = 256;
   bool compare_plain = true;  // also time the model with RSA heads made plain
+  double peak_tflops = 0;     // the device's dense peak for MFU (0: from a table of known GPUs)
 };
 
 // Under mpirun each rank takes train.batch_size / ranks rows and reduces gradients with the bucketed

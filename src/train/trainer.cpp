@@ -1,190 +1,111 @@
-// See trainer.h. The step reads top to bottom: fetch, forward, backward, clip, step, schedule, log, evaluate.
+// See trainer.h. train_on_rank is a short driver over parts with their own files:
+//   options.h (typed train.* settings), batch_source.h (sampler, data.fraction, prefetch),
+//   optimizer.h (the optimizer factory), step.h (micro-batches, autocast, reducer, clip, update,
+//   carried state), metrics_log.h (metrics.jsonl and the progress line), task.h (batches and losses).
+// Its phases: 1. options and data; 2. model, replicas and reducer; 3. optimizer, step and resume;
+// 4. the loop (fetch, step, agree, update, log, checkpoint, evaluate); 5. final check and evaluation.
 #include "train/trainer.h"
 
-#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
+#include <limits>
 
 #include <spdlog/spdlog.h>
 
+#include "checkpoint/checkpoint.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "core/fs.h"
-#include "core/progress.h"
 #include "data/dataset.h"
 #include "data/loaders.h"
-#include "data/prefetcher.h"
 #include "data/training_data.h"
-#include "checkpoint/checkpoint.h"
 #include "model/model.h"
 #include "parallel/communicator.h"
 #include "parallel/launch.h"
 #include "parallel/model_sync.h"
 #include "parallel/reducer.h"
+#include "train/batch_source.h"
+#include "train/metrics_log.h"
+#include "train/optimizer.h"
+#include "train/options.h"
+#include "train/step.h"
+#include "train/task.h"
 
 namespace recur::train {
 namespace {
 
-constexpr double kLn2 = 0.69314718055994530942;
-
-// What the data asks the model to do: next-token prediction over a stream, over whole examples
-// (optionally only where loss_mask says the next token is determined), or the formal languages'
-// multi-label task (the set of symbols that may follow each prefix).
-enum class Task { kStream, kExamples, kLabelSets };
-
-Task task_of(const data::Dataset& ds) {
-  const auto& m = ds.manifest();
-  if (m.layout == data::Layout::kStream) return Task::kStream;
-  for (const auto& f : m.example_fields) {
-    if (f == "label_sets") return Task::kLabelSets;
-  }
-  return Task::kExamples;
-}
-
-bool word_level(const data::Dataset& ds) { return ds.manifest().corpus == "wikitext103"; }
-
-torch::Tensor as_tensor(const std::vector<int64_t>& v, int64_t rows, int64_t cols) {
-  return torch::from_blob(const_cast<int64_t*>(v.data()), {rows, cols}, torch::kInt64).clone();
-}
-
-// A batch as model input plus what the loss needs; rows [r0, r1) of it for gradient accumulation.
-struct Batch {
-  torch::Tensor input;    // [R, T]
-  torch::Tensor target;   // kStream/kExamples: next tokens [R, T]; kLabelSets: label bit masks [R, T]
-  torch::Tensor weight;   // [R, T] 1 where the position counts (kStream: undefined = all, or train.loss_last)
-  Batch to(const torch::Device& d) const {
-    if (d.is_cpu()) return *this;
-    return {input.to(d), target.to(d), weight.defined() ? weight.to(d) : weight};
-  }
-  Batch rows(int64_t r0, int64_t r1) const {
-    return {input.slice(0, r0, r1), target.slice(0, r0, r1), weight.defined() ? weight.slice(0, r0, r1) : weight};
-  }
-};
-
-// Enables autocast to bf16 for the device's type for its lifetime (train.precision = bf16).
-class Autocast {
+// The step's values every rank must agree on, read from the device only when needed: on the CPU (no
+// cost) and with train.nan_policy = skip after every step, on a GPU only at log, checkpoint and
+// evaluation steps. Losses of the steps not yet read accumulate on the device.
+class LossReader {
  public:
-  Autocast(bool on, const torch::Device& device) : on_(on), type_(device.type()) {
-    if (!on_) return;
-    prev_enabled_ = at::autocast::is_autocast_enabled(type_);
-    prev_dtype_ = at::autocast::get_autocast_dtype(type_);
-    at::autocast::set_autocast_enabled(type_, true);
-    at::autocast::set_autocast_dtype(type_, torch::kBFloat16);
-    at::autocast::increment_nesting();
+  LossReader(parallel::Communicator& host, bool every_step) : host_(host), every_step_(every_step) {}
+  bool every_step() const { return every_step_; }
+  // Adds a step's loss (a device tensor); `stop`/`due` are this rank's flags, agreed over ranks on return.
+  // Returns true when the losses were read (then last() and sum() hold the means over ranks).
+  bool add(const torch::Tensor& loss, bool read_point, bool* stop, bool* due) {
+    pending_ = pending_.defined() ? pending_ + loss : loss;
+    last_ = loss;
+    ++pending_steps_;
+    const int world = host_.world_size();
+    if (every_step_) {  // one all-reduce with the loss and the flags, as the CPU path always did
+      double l = loss.item<double>();
+      if (world > 1) {
+        auto t = torch::tensor({l, *stop ? 1.0 : 0.0, *due ? 1.0 : 0.0}, torch::kFloat64);
+        host_.all_reduce_sum(t);
+        l = t[0].item<double>() / world;
+        *stop = t[1].item<double>() > 0;
+        *due = t[2].item<double>() > 0;
+      }
+      last_value_ = sum_value_ = l;
+      pending_ = torch::Tensor();
+      pending_steps_ = 0;
+      return true;
+    }
+    if (world > 1) {
+      auto t = torch::tensor({*stop ? 1.0 : 0.0, *due ? 1.0 : 0.0}, torch::kFloat64);
+      host_.all_reduce_sum(t);
+      *stop = t[0].item<double>() > 0;
+      *due = t[1].item<double>() > 0;
+    }
+    if (!(read_point || *stop || *due)) return false;
+    auto both = torch::stack({pending_, last_}).to(torch::kCPU);
+    if (world > 1) host_.all_reduce_sum(both);
+    sum_value_ = both[0].item<double>() / world;
+    last_value_ = both[1].item<double>() / world;
+    pending_ = torch::Tensor();
+    read_steps_ = pending_steps_;
+    pending_steps_ = 0;
+    return true;
   }
-  ~Autocast() {
-    if (!on_) return;
-    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-    at::autocast::set_autocast_enabled(type_, prev_enabled_);
-    at::autocast::set_autocast_dtype(type_, prev_dtype_);
-  }
-  Autocast(const Autocast&) = delete;
-  Autocast& operator=(const Autocast&) = delete;
+  double last() const { return last_value_; }
+  double sum() const { return sum_value_; }
+  int64_t read_steps() const { return every_step_ ? 1 : read_steps_; }
 
  private:
-  bool on_;
-  c10::DeviceType type_;
-  bool prev_enabled_ = false;
-  at::ScalarType prev_dtype_ = at::kBFloat16;
+  parallel::Communicator& host_;
+  bool every_step_;
+  torch::Tensor pending_, last_;
+  int64_t pending_steps_ = 0, read_steps_ = 0;
+  double last_value_ = 0.0, sum_value_ = 0.0;
 };
 
-Batch make_batch(const data::TokenBatch& b, Task task) {
-  auto tokens = as_tensor(b.tokens, b.rows, b.cols);
-  if (task == Task::kStream) return {tokens.slice(1, 0, b.cols - 1), tokens.slice(1, 1), torch::Tensor()};
-  auto lengths = torch::from_blob(const_cast<int64_t*>(b.lengths.data()), {b.rows}, torch::kInt64).clone();
-  auto positions = torch::arange(b.cols, torch::kInt64).unsqueeze(0);
-  if (task == Task::kLabelSets) {
-    auto valid = positions.lt(lengths.unsqueeze(1)).to(torch::kFloat32);
-    return {tokens, as_tensor(b.label_sets, b.rows, b.cols), valid};
+int parse_cuda_index(const std::string& d) {
+  const std::string digits = d.substr(5);
+  if (digits.empty() || digits.size() > 3 || digits.find_first_not_of("0123456789") != std::string::npos) {
+    fail("config error: train.device = '{}' (auto, cpu, cuda, or cuda:N with N a device number)", d);
   }
-  // Next-token prediction inside each example: position t predicts token t+1 < length.
-  auto valid = positions.slice(1, 0, b.cols - 1).add(1).lt(lengths.unsqueeze(1)).to(torch::kFloat32);
-  if (!b.loss_mask.empty()) valid = valid * as_tensor(b.loss_mask, b.rows, b.cols).slice(1, 0, b.cols - 1).to(torch::kFloat32);
-  return {tokens.slice(1, 0, b.cols - 1), tokens.slice(1, 1), valid};
-}
-
-torch::Tensor label_bits(const torch::Tensor& sets, int64_t vocab) {
-  auto bit = torch::pow(2, torch::arange(vocab, torch::kInt64));
-  return sets.unsqueeze(-1).bitwise_and(bit).ne(0).to(torch::kFloat32);  // [R, T, V]
-}
-
-// Mean loss over the counted positions.
-torch::Tensor task_loss(Task task, const torch::Tensor& logits, const Batch& b) {
-  const int64_t V = logits.size(-1);
-  namespace F = torch::nn::functional;
-  if (task == Task::kStream && !b.weight.defined()) return F::cross_entropy(logits.reshape({-1, V}), b.target.reshape({-1}));
-  if (task == Task::kLabelSets) {
-    auto per = F::binary_cross_entropy_with_logits(logits, label_bits(b.target, V).to(logits.dtype()),
-                                                   F::BinaryCrossEntropyWithLogitsFuncOptions().reduction(torch::kNone))
-                   .mean(-1);
-    return (per * b.weight).sum() / b.weight.sum().clamp_min(1.0);
-  }
-  auto per = F::cross_entropy(logits.reshape({-1, V}), b.target.reshape({-1}),
-                              F::CrossEntropyFuncOptions().reduction(torch::kNone));
-  auto w = b.weight.reshape({-1});
-  return (per * w).sum() / w.sum().clamp_min(1.0);
-}
-
-// Running sums for evaluation: loss over counted positions, token and sequence accuracy.
-struct EvalSums {
-  double loss_sum = 0, positions = 0, correct = 0, sequences = 0, sequences_correct = 0;
-  void add(Task task, const torch::Tensor& logits, const Batch& b) {
-    const int64_t V = logits.size(-1);
-    namespace F = torch::nn::functional;
-    auto l64 = logits.to(torch::kFloat64);
-    torch::Tensor pos_ok, weight;
-    if (task == Task::kLabelSets) {
-      auto bits = label_bits(b.target, V).to(torch::kFloat64);
-      loss_sum += (F::binary_cross_entropy_with_logits(l64, bits, F::BinaryCrossEntropyWithLogitsFuncOptions().reduction(torch::kNone))
-                       .mean(-1) * b.weight.to(torch::kFloat64)).sum().item<double>();
-      pos_ok = l64.gt(0).eq(bits.gt(0.5)).all(-1);
-      weight = b.weight;
-    } else {
-      auto per = F::cross_entropy(l64.reshape({-1, V}), b.target.reshape({-1}),
-                                  F::CrossEntropyFuncOptions().reduction(torch::kNone)).view(b.target.sizes());
-      weight = b.weight.defined() ? b.weight : torch::ones(b.target.sizes(), torch::kFloat32);
-      loss_sum += (per * weight.to(torch::kFloat64)).sum().item<double>();
-      pos_ok = l64.argmax(-1).eq(b.target);
-    }
-    auto counted = weight.gt(0);
-    positions += counted.sum().item<double>();
-    correct += (pos_ok & counted).sum().item<double>();
-    if (task != Task::kStream) {
-      auto seq_ok = (pos_ok | counted.logical_not()).all(-1);
-      sequences += static_cast<double>(seq_ok.size(0));
-      sequences_correct += seq_ok.sum().item<double>();
-    }
-  }
-};
-
-// A resumed run drops the records a killed run logged after its last checkpoint, so that the log
-// reads exactly like an uninterrupted run's.
-void truncate_metrics(const std::string& path, int64_t step) {
-  if (!path_exists(path)) return;
-  std::string text = read_file(path), kept;
-  size_t start = 0;
-  while (start < text.size()) {
-    size_t nl = text.find('\n', start);
-    if (nl == std::string::npos) break;  // a torn last line is dropped
-    std::string line = text.substr(start, nl - start);
-    start = nl + 1;
-    try {
-      if (nlohmann::json::parse(line).value("step", int64_t{0}) <= step) kept += line + "\n";
-    } catch (const nlohmann::json::exception&) {
-    }
-  }
-  write_file_atomic(path, kept);
+  return std::stoi(digits);
 }
 
 }  // namespace
 
 // One rank's share of a run (all of it when alone); run_training wraps it with the error policy.
 nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const std::string& resume,
-                             parallel::Communicator& comm);
+                             parallel::Communicator& comm, const torch::Device& device);
 
 double learning_rate(const Config& c, int64_t step, int64_t steps_per_epoch) {
   const double lr = c.get_float("train.lr");
@@ -214,7 +135,7 @@ nlohmann::json evaluate(model::LanguageModel& model, const data::Dataset& ds, co
   }
   torch::NoGradGuard no_grad;
   const torch::Device device = model.parameters().front().device();
-  EvalSums sums;
+  EvalSums sums;  // on the device: read once at the end
   data::TokenBatch tb;
   if (task == Task::kStream) {
     int64_t T = c.get_int("eval.tgt_len");
@@ -242,16 +163,8 @@ nlohmann::json evaluate(model::LanguageModel& model, const data::Dataset& ds, co
     }
   }
   model.train();
-  double loss = sums.loss_sum / std::max(1.0, sums.positions);
-  nlohmann::json j = {{"split", split_name}, {"positions", sums.positions}, {"loss", loss},
-                      {"token_accuracy", sums.correct / std::max(1.0, sums.positions)}};
-  if (task == Task::kStream) {
-    if (word_level(ds)) j["ppl"] = std::exp(loss);
-    else j["bpc"] = loss / kLn2;
-  } else {
-    j["sequence_accuracy"] = sums.sequences_correct / std::max(1.0, sums.sequences);
-    j["sequences"] = sums.sequences;
-  }
+  nlohmann::json j = sums.result(task, word_level(ds));
+  j["split"] = split_name;
   auto gates = model.rsa_gates();
   if (!gates.empty()) j["rsa_gates"] = gates;
   // The learned REM parameters (eta, nu, theta, mu per layer and head; TL/FL weights are too big).
@@ -265,26 +178,34 @@ nlohmann::json evaluate(model::LanguageModel& model, const data::Dataset& ds, co
 
 torch::Device resolve_device(const Config& c, const parallel::LaunchInfo& launch) {
   const std::string d = c.get_string("train.device");
+  if (d == "cpu") return torch::Device(torch::kCPU);
+  const bool pinned = d.rfind("cuda:", 0) == 0;
+  if (!pinned && d != "cuda" && d != "auto") fail("config error: train.device = '{}' (auto, cpu, cuda, or cuda:N)", d);
+  const int index = pinned ? parse_cuda_index(d) : launch.local_rank;
   const bool have = torch::cuda::is_available();
-  if (d == "cuda" && !have) fail("train.device = cuda but no CUDA device is visible (nvidia-smi, CUDA_VISIBLE_DEVICES)");
-  if (d == "cuda" || (d == "auto" && have)) {
-    const int n = static_cast<int>(torch::cuda::device_count());
-    if (launch.local_rank >= n) {
-      fail("rank {} has local rank {} but this node has {} GPU(s): start one rank per GPU", launch.rank, launch.local_rank, n);
-    }
-    return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(launch.local_rank));
+  if (d == "auto" && !have) return torch::Device(torch::kCPU);
+  if (!have) fail("train.device = {} but no CUDA device is visible (nvidia-smi, CUDA_VISIBLE_DEVICES)", d);
+  const int n = static_cast<int>(torch::cuda::device_count());
+  if (index >= n) {
+    if (pinned) fail("train.device = {} but this node has {} GPU(s) (devices 0..{})", d, n, n - 1);
+    fail("rank {} has local rank {} but this node has {} GPU(s): start one rank per GPU, or pin ranks with "
+         "train.device=cuda:N", launch.rank, launch.local_rank, n);
   }
-  return torch::Device(torch::kCPU);
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
 }
 
 nlohmann::json run_training(const Config& c, const std::string& run_dir, const std::string& resume) {
   parallel::LaunchInfo launch = parallel::detect_launch();
-  const bool cuda = resolve_device(c, launch).is_cuda();
-  auto comm = parallel::make_communicator(c.get_string("train.backend"), launch, cuda);
-  if (comm->world_size() == 1) return train_on_rank(c, run_dir, resume, *comm);
+  const torch::Device device = resolve_device(c, launch);
+  parallel::CommunicatorOptions co;
+  co.cuda = device.is_cuda();
+  co.device_index = device.is_cuda() ? device.index() : -1;
+  co.timeout_s = TrainOptions::from(c).collective_timeout_s;
+  auto comm = parallel::make_communicator(c.get_string("train.backend"), launch, co);
+  if (comm->world_size() == 1) return train_on_rank(c, run_dir, resume, *comm, device);
   // With several ranks an error on one must end them all, not leave the others waiting in a collective.
   try {
-    return train_on_rank(c, run_dir, resume, *comm);
+    return train_on_rank(c, run_dir, resume, *comm, device);
   } catch (const checkpoint::Checkpointed&) {
     throw;  // every rank saved and agreed to stop
   } catch (const std::exception& e) {
@@ -296,273 +217,170 @@ nlohmann::json run_training(const Config& c, const std::string& run_dir, const s
 }
 
 nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const std::string& resume,
-                             parallel::Communicator& comm) {
+                             parallel::Communicator& comm, const torch::Device& device) {
+  // 1. options and data
   const int rank = comm.rank(), world = comm.world_size();
   const bool lead = rank == 0;
-  if (c.get_int("train.threads") > 0) torch::set_num_threads(static_cast<int>(c.get_int("train.threads")));
+  const TrainOptions o = TrainOptions::from(c);
+  o.check(world);
+  if (o.threads > 0) torch::set_num_threads(static_cast<int>(o.threads));
   if (lead) make_dirs(run_dir);
   data::TrainingData td = data::open_training_data(c);
   const data::Dataset& ds = *td.dataset;
   const Task task = task_of(ds);
   const int64_t vocab = static_cast<int64_t>(ds.manifest().vocab.size);
+
+  // 2. model, replicas and reducer. Control collectives (model check, the per-step flags, the final
+  // parameter check) are small host tensors on a host communicator (MPI), also beside NCCL.
   auto model = model::make_model(c, vocab);
-  const torch::Device device = resolve_device(c, parallel::detect_launch());
   model->to(device);
-  // Control collectives (model check, the per-step loss/stop/due all-reduce, the final parameter
-  // check) are small host tensors: on a host communicator (MPI), also beside NCCL.
   auto host = comm.host_duplicate();
-  const bool bf16 = c.get_string("train.precision") == "bf16";
   if (lead) c.save(run_dir + "/config.yaml");
   std::unique_ptr<parallel::Reducer> reducer;
   if (world > 1) {
     parallel::check_same_model(*model, *host);
     parallel::broadcast_module(*model, comm, /*root=*/0);
     parallel::ReducerOptions ro;
-    ro.first_bucket_mb = c.get_float("train.first_bucket_mb");
-    ro.bucket_mb = c.get_float("train.bucket_mb");
-    ro.reduce_bf16 = c.get_string("train.reduce_dtype") == "bf16";
+    ro.first_bucket_mb = o.first_bucket_mb;
+    ro.bucket_mb = o.bucket_mb;
+    ro.reduce_bf16 = o.reduce_bf16;
     reducer = std::make_unique<parallel::Reducer>(model->parameters(), comm, ro);
   }
+  BatchSource source(c, td, task, model->carries_state(), rank, world);
 
-  const int64_t steps = c.get_int("train.steps"), G = c.get_int("train.batch_size"), T = c.get_int("train.tgt_len");
-  const int64_t accum = c.get_int("train.grad_accum");
-  if (G % world != 0) {
-    fail("config error: train.batch_size = {} (global) is not divisible by the {} ranks", G, world);
-  }
-  const int64_t local_rows = G / world;
-  if (local_rows % accum != 0) {
-    fail("config error: the {} rows per rank (train.batch_size / ranks) are not divisible by train.grad_accum = {}",
-         local_rows, accum);
-  }
-  std::string sampler = c.get_string("train.sampler");
-  if (sampler == "auto") sampler = task != Task::kStream ? "examples" : model->carries_state() ? "ordered" : "crop";
-  const data::Split& train = ds.split("train");
-  std::unique_ptr<data::OrderedLoader> ordered;
-  std::unique_ptr<data::RandomCropSampler> crop;
-  std::unique_ptr<data::ExampleSampler> examples;
-  int64_t steps_per_epoch;
-  if (task != Task::kStream) {
-    auto usable = static_cast<uint64_t>(std::ceil(static_cast<double>(train.examples()) * c.get_float("data.fraction")));
-    examples = std::make_unique<data::ExampleSampler>(train, G, rank, world, static_cast<uint64_t>(c.get_int("train.seed")),
-                                                      /*shuffle=*/true, usable);
-    steps_per_epoch = examples->steps_per_epoch();
-    sampler = "shuffled examples";
-  } else if (sampler == "ordered") {
-    ordered = std::make_unique<data::OrderedLoader>(train, G, T, rank, world, td.train_tokens);
-    steps_per_epoch = ordered->steps_per_epoch();
-  } else {
-    crop = std::make_unique<data::RandomCropSampler>(train, G, T, rank, world, static_cast<uint64_t>(c.get_int("train.seed")),
-                                                     td.train_tokens);
-    steps_per_epoch = std::max<int64_t>(1, static_cast<int64_t>(td.train_tokens) / (G * T));
-  }
-  torch::manual_seed(static_cast<uint64_t>(c.get_int("train.seed")) + 1 + static_cast<uint64_t>(rank));  // dropout
-  std::unique_ptr<torch::optim::Optimizer> opt;
-  const double lr0 = c.get_float("train.lr");
-  auto betas = std::make_tuple(c.get_float("train.beta1"), c.get_float("train.beta2"));
-  if (c.get_string("train.optimizer") == "sgd") {  // plain SGD (the R-Transformer's): no state to checkpoint
-    opt = std::make_unique<torch::optim::SGD>(model->parameters(),
-                                              torch::optim::SGDOptions(lr0).weight_decay(c.get_float("train.weight_decay")));
-  } else if (c.get_string("train.optimizer") == "adamw") {
-    opt = std::make_unique<torch::optim::AdamW>(model->parameters(),
-                                                torch::optim::AdamWOptions(lr0).betas(betas).weight_decay(c.get_float("train.weight_decay")));
-  } else {
-    opt = std::make_unique<torch::optim::Adam>(model->parameters(),
-                                               torch::optim::AdamOptions(lr0).betas(betas).weight_decay(c.get_float("train.weight_decay")));
-  }
-  // Resume: parameters, optimizer moments, RNG, step and this rank's streams' recurrent state.
+  // 3. optimizer, step and resume: parameters, optimizer moments, RNG, step and this rank's streams'
+  // recurrent state.
+  torch::manual_seed(static_cast<uint64_t>(o.seed) + 1 + static_cast<uint64_t>(rank));  // dropout
+  auto opt = make_optimizer(o, model->parameters());
+  Step step_fn(*model, *opt, reducer.get(), StepOptions{task, o.grad_accum, o.bf16, o.clip});
+  const int64_t local_rows = o.batch_size / world, first_row = rank * local_rows;
   checkpoint::Checkpointer ckpt(run_dir, c, comm);
   checkpoint::Progress progress;
   model::State state;
-  const int64_t first_row = rank * local_rows;
   std::string from = ckpt.resolve(resume);
   if (!from.empty()) {
-    progress = ckpt.load(from, *model, *opt, ordered ? &state : nullptr, first_row, local_rows);
+    progress = ckpt.load(from, *model, *opt, source.ordered() ? &state : nullptr, first_row, local_rows);
     for (auto& [k, v] : state.tensors) v = v.to(device);
-    if (lead) {
-      spdlog::info("resuming from {} (step {})", from, progress.step);
-      truncate_metrics(run_dir + "/metrics.jsonl", progress.step);
-    }
+    if (lead) spdlog::info("resuming from {} (step {})", from, progress.step);
   }
-  const int64_t start_step = progress.step;
-  data::Prefetcher prefetch(
-      [&](int64_t k, data::TokenBatch* out) {
-        if (examples) examples->fill(k, out);
-        else if (ordered) ordered->fill(k, out);
-        else crop->fill(k, out);
-      },
-      start_step,
-      static_cast<int>(c.get_int("data.prefetch")));
-  const bool bpc = !word_level(ds);
-  const double clip = c.get_float("train.clip");
-  const int64_t log_every = c.get_int("train.log_every"), eval_every = c.get_int("train.eval_every");
-  const bool skip_nan = c.get_string("train.nan_policy") == "skip";
-  const int64_t loss_last = c.get_int("train.loss_last");
-  if (loss_last > T) fail("config error: train.loss_last = {} exceeds train.tgt_len = {}", loss_last, T);
-  std::ofstream metrics;
+  const int64_t start_step = progress.step, steps = o.steps;
+  source.start(start_step);
+  MetricsLog log(run_dir, lead, task, word_level(ds), steps, start_step);
   if (lead) {
-    metrics.open(run_dir + "/metrics.jsonl", std::ios::app);
-    if (!metrics) fail("cannot write {}/metrics.jsonl", run_dir);
-    spdlog::info("training {} ({} parameters) on {} ({} train tokens), {} steps of batch {} on {} rank(s) ({}), {} order",
-                 model->type(), model::count_parameters(*model), ds.dir(), td.train_tokens, steps, G, world,
-                 comm.backend(), sampler);
+    spdlog::info("training {} ({} parameters) on {} ({} train tokens), {} steps of batch {} on {} rank(s) ({}, {}), {} order",
+                 model->type(), model::count_parameters(*model), ds.dir(), td.train_tokens, steps, o.batch_size, world,
+                 comm.backend(), device.str(), source.sampler());
   }
 
+  // 4. the loop
   model->train();
   checkpoint::install_stop_signals();
-  auto start = std::chrono::steady_clock::now();
-  auto window_start = start;
-  double window_loss = progress.window_loss, window_positions = progress.window_positions;
-  int64_t window_steps = progress.window_steps;
+  LogWindow window{progress.window_loss, progress.window_positions, progress.window_steps};
+  LossReader losses(*host, device.is_cpu() || o.skip_nan);
   auto save = [&](int64_t done, double loss, bool wait) {
     progress.step = done;
     progress.loss = loss;
-    progress.window_loss = window_loss;
-    progress.window_positions = window_positions;
-    progress.window_steps = window_steps;
+    progress.window_loss = window.loss;
+    progress.window_positions = window.positions;
+    progress.window_steps = window.steps;
     checkpoint::SaveRequest req;
     req.progress = progress;
     req.model = model.get();
     req.optimizer = opt.get();
     req.state = &state;
     req.first_row = first_row;
-    req.global_rows = G;
+    req.global_rows = o.batch_size;
     std::string dir = ckpt.save(req);
     if (wait) ckpt.wait();
     if (lead) spdlog::info(ckpt.saving() ? "checkpoint {} (writing in the background)" : "checkpoint {}", dir);
   };
+  int64_t unread_from = start_step;  // first step whose loss has not been read (GPU: deferred reads)
   for (int64_t step = start_step; step < steps; ++step) {
-    // fetch
-    data::TokenBatch batch = prefetch.next();
+    // 4a. fetch
+    data::TokenBatch batch = source.next();
     if (batch.epoch_start || task != Task::kStream) state = model::State();
     Batch all = make_batch(batch, task).to(device);
-    if (task == Task::kStream && loss_last > 0) {  // the R-Transformer protocol: loss on the last N positions only
-      all.weight = torch::arange(all.target.size(1), torch::kInt64).ge(all.target.size(1) - loss_last)
-                       .to(torch::kFloat32).unsqueeze(0).expand({all.target.size(0), -1}).contiguous();
-    }
-    const double positions = world * (all.weight.defined() ? all.weight.sum().item<double>() : static_cast<double>(all.target.numel()));
-    window_positions += positions;
+    if (task == Task::kStream && o.loss_last > 0) weight_last_positions(&all, o.loss_last);  // R-Transformer protocol
+    const double positions = world * all.positions;
+    window.positions += positions;
     progress.tokens += static_cast<int64_t>(positions);
-    // forward + backward (+ reduce), over grad_accum micro-batches of whole streams; the reducer
-    // communicates during the last micro-step's backward only
-    const int64_t micro = local_rows / accum;
-    double step_loss = 0.0;
-    model::State next_state;
-    for (int64_t m = 0; m < accum; ++m) {
-      Batch b = all.rows(m * micro, (m + 1) * micro);
-      model::ForwardResult out;
-      torch::Tensor loss;
-      {
-        // bf16 autocast: the forward in bf16 where safe; parameters (master weights), gradients and
-        // the optimizer stay fp32.
-        Autocast autocast(bf16, device);
-        out = model->forward(b.input, state.empty() ? state : state.rows(m * micro, (m + 1) * micro));
-        loss = task_loss(task, out.logits.to(torch::kFloat32), b);
-      }
-      if (reducer && m + 1 == accum) reducer->prepare_for_sync();
-      (loss / static_cast<double>(accum)).backward();
-      if (reducer && m + 1 == accum) reducer->finalize();
-      step_loss += loss.item<double>() / static_cast<double>(accum);
-      for (auto& [k, v] : out.state.tensors) {
-        if (v.scalar_type() != torch::kFloat32) v = v.to(torch::kFloat32);  // state is kept in fp32
-        auto& dst = next_state.tensors[k];
-        dst = dst.defined() ? torch::cat({dst, v}, 0) : v;
-      }
-    }
-    state = next_state;
-    // One all-reduce per step: the mean loss every rank logs and judges, and whether any rank was
-    // asked to stop (SIGTERM/SIGUSR1), so all ranks agree on the step at which to save and leave.
-    // checkpoint.every_minutes is judged by each rank's clock, so the ranks agree on it here too.
+    // 4b. forward + backward (+ reduce), carrying the state
+    torch::Tensor loss = step_fn.forward_backward(all, &state);
+    // 4c. agree: whether any rank was asked to stop (SIGTERM/SIGUSR1) and whether a checkpoint is due
+    // (checkpoint.every_minutes is judged by each rank's clock); read the losses where needed
     ckpt.poll();  // a background save that failed ends the run here
     bool stop = checkpoint::stop_requested();
     bool due = ckpt.due(step + 1) || step + 1 == steps;
-    if (world > 1) {
-      auto l = torch::tensor({step_loss, stop ? 1.0 : 0.0, due ? 1.0 : 0.0}, torch::kFloat64);
-      host->all_reduce_sum(l);
-      step_loss = l[0].item<double>() / world;
-      stop = l[1].item<double>() > 0;
-      due = l[2].item<double>() > 0;
-    }
-    if (!std::isfinite(step_loss)) {
-      if (!skip_nan) {
-        fail("loss is {} at step {}: lower train.lr, check the data, or set train.nan_policy=skip to skip such steps",
-             step_loss, step);
+    const bool log_point = (step + 1) % o.log_every == 0 || step + 1 == steps;
+    const bool eval_point = o.eval_every > 0 && (step + 1) % o.eval_every == 0 && step + 1 < steps;
+    const bool read = losses.add(loss, log_point || eval_point, &stop, &due);
+    if (read && !std::isfinite(losses.sum())) {
+      if (!o.skip_nan) {
+        std::string where = step == unread_from ? fmt::format("step {}", step) : fmt::format("steps {}-{}", unread_from, step);
+        fail("loss is {} at {}: lower train.lr, check the data, or set train.nan_policy=skip to skip such steps",
+             losses.sum(), where);
       }
-      spdlog::warn("step {}: loss is {}, update skipped (train.nan_policy=skip)", step, step_loss);
-      opt->zero_grad();
+      spdlog::warn("step {}: loss is {}, update skipped (train.nan_policy=skip)", step, losses.sum());
+      step_fn.skip();
+      unread_from = step + 1;
       continue;
     }
-    // clip, step, schedule
-    if (clip > 0) torch::nn::utils::clip_grad_norm_(model->parameters(), clip);
-    const double lr = learning_rate(c, step, steps_per_epoch);
-    for (auto& group : opt->param_groups()) group.options().set_lr(lr);
-    opt->step();
-    opt->zero_grad();
-    // log
-    window_loss += step_loss;
-    ++window_steps;
-    if (lead && ((step + 1) % log_every == 0 || step + 1 == steps)) {
-      auto now = std::chrono::steady_clock::now();
-      double secs = std::chrono::duration<double>(now - window_start).count();
-      double tok_s = window_positions / std::max(secs, 1e-9);
-      double elapsed = std::chrono::duration<double>(now - start).count();
-      double eta = elapsed / static_cast<double>(step + 1) * static_cast<double>(steps - step - 1);
-      double mean = window_loss / static_cast<double>(window_steps);
-      nlohmann::json rec = {{"step", step + 1}, {"loss", mean}, {"lr", lr}, {"tokens_per_s", tok_s}, {"elapsed_s", elapsed}};
-      if (task == Task::kStream) rec[bpc ? "bpc" : "ppl"] = bpc ? mean / kLn2 : std::exp(mean);
-      metrics << rec.dump() << "\n";
-      metrics.flush();
-      std::string metric = task != Task::kStream ? "" : bpc ? fmt::format(" | bpc {:.4f}", mean / kLn2)
-                                                            : fmt::format(" | ppl {:.2f}", std::exp(mean));
-      std::fprintf(stderr, "step %lld/%lld | loss %.4f%s | lr %.3g | %s tok/s | ETA %s\n",
-                   static_cast<long long>(step + 1), static_cast<long long>(steps), mean, metric.c_str(), lr,
-                   format_count(tok_s).c_str(), format_duration(eta).c_str());
-      window_start = now;
-      window_loss = 0.0;
-      window_positions = 0.0;
-      window_steps = 0;
+    if (read) {
+      window.loss += losses.sum();
+      window.steps += losses.read_steps();
+      unread_from = step + 1;
     }
-    // checkpoint (on schedule, at the end, or when asked to stop)
+    // 4d. clip, schedule, update
+    const double lr = learning_rate(c, step, source.steps_per_epoch());
+    step_fn.update(lr);
+    // 4e. log
+    if (log_point) log.log(step + 1, lr, &window);
+    // 4f. checkpoint (on schedule, at the end, or when asked to stop)
     if (stop) {
-      save(step + 1, step_loss, /*wait=*/true);
+      save(step + 1, losses.last(), /*wait=*/true);
       throw checkpoint::Checkpointed(fmt::format("stopped by a signal after step {}; checkpoint saved", step + 1));
     }
-    if (due) save(step + 1, step_loss, /*wait=*/step + 1 == steps);
-    // evaluate
-    if (lead && eval_every > 0 && (step + 1) % eval_every == 0 && step + 1 < steps) {
+    if (due) save(step + 1, losses.last(), /*wait=*/step + 1 == steps);
+    // 4g. evaluate: every rank evaluates (the same work, in parallel), so no rank waits in a collective
+    // while rank 0 alone evaluates; rank 0 writes the record
+    if (eval_point) {
       auto e = evaluate(*model, ds, "valid", c);
       e["step"] = step + 1;
-      metrics << nlohmann::json{{"step", step + 1}, {"eval", e}}.dump() << "\n";
-      spdlog::info("eval at step {}: {}", step + 1, e.dump());
+      log.eval(step + 1, e);
     }
   }
   ckpt.wait();
-  // Every rank must end with the same parameters; a difference means a bug, not noise.
+
+  // 5. every rank must end with the same parameters (a difference means a bug, not noise); then the
+  // final evaluation, again on every rank, written by rank 0
   const bool identical = world == 1 || parallel::ranks_hold_same_parameters(*model, *host);
   if (!identical) fail("rank {}: parameters differ between ranks after training (data-parallel bug)", rank);
   nlohmann::json result;
   const std::string eval_path = run_dir + "/eval.json";
-  if (lead && start_step == steps && path_exists(eval_path) &&
+  const bool finished_before = start_step == steps;  // a finished run, resumed: nothing new to evaluate
+  if (lead && finished_before && path_exists(eval_path) &&
       nlohmann::json::parse(read_file(eval_path)).value("step", int64_t{-1}) == steps) {
-    result = nlohmann::json::parse(read_file(eval_path));  // a finished run, resumed: nothing new to evaluate
-  } else if (lead) {
-    torch::save(model, run_dir + "/model.pt");
+    result = nlohmann::json::parse(read_file(eval_path));
+  } else if (lead || !finished_before) {
+    if (lead) torch::save(model, run_dir + "/model.pt");
     result = evaluate(*model, ds, "valid", c);
     result["step"] = steps;
     result["model"] = model->type();
     result["parameters"] = model::count_parameters(*model);
     result["ranks"] = world;
     result["ranks_identical"] = identical;
-    result["train_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    result["train_seconds"] = log.elapsed_s();
+    result["device"] = device.str();
     if (reducer) result["buckets"] = reducer->num_buckets();
     // Other splits evaluated at the end too (e.g. a formal language's bin 1 = test).
     for (const auto& split : c.get_string_list("eval.extra_splits")) {
       if (!ds.has_split(split)) fail("eval.extra_splits: the dataset {} has no split '{}'", ds.dir(), split);
       result["splits"][split] = evaluate(*model, ds, split, c);
     }
-    write_file_atomic(eval_path, result.dump(2) + "\n");
+    if (lead) write_file_atomic(eval_path, result.dump(2) + "\n");
   }
   host->barrier();
-  return result;
+  return lead ? result : nlohmann::json();
 }
 
 nlohmann::json run_evaluation(const std::string& run_dir, const std::string& split, const std::vector<std::string>& overrides) {
@@ -574,10 +392,20 @@ nlohmann::json run_evaluation(const std::string& run_dir, const std::string& spl
   std::string params = run_dir + "/model.pt";
   if (!path_exists(params)) fail("{} has no trained parameters ({} is missing)", run_dir, params);
   try {
-    torch::load(model, params);
+    // Parameters saved from a GPU load onto the CPU first, so a CPU-only machine evaluates GPU runs.
+    torch::load(model, params, torch::Device(torch::kCPU));
   } catch (const c10::Error& e) {
     fail("cannot load {}: {}", params, e.what_without_backtrace());
   }
+  // The run's train.device where it exists here; a GPU run evaluated on a machine without one uses the CPU.
+  torch::Device device(torch::kCPU);
+  const std::string d = c.get_string("train.device");
+  if (d != "cpu" && torch::cuda::is_available()) {
+    device = resolve_device(c, parallel::detect_launch());
+  } else if (d != "cpu" && d != "auto") {
+    spdlog::info("{} was trained with train.device = {}; no GPU here: evaluating on the CPU", run_dir, d);
+  }
+  model->to(device);
   return evaluate(*model, *td.dataset, split, c);
 }
 

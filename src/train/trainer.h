@@ -27,8 +27,9 @@ namespace recur::train {
 // Learning rate at a step under the config's schedule (constant, warmup+cosine, halve every N epochs).
 double learning_rate(const Config& config, int64_t step, int64_t steps_per_epoch);
 
-// Evaluates `model` on a split in Transformer-XL order with the eval.* settings. Returns
-// {"split", "tokens", "loss", "bpc" or "ppl", "token_accuracy"}.
+// Evaluates `model` on a split in Transformer-XL order with the eval.* settings, on the device of its
+// parameters, reading the sums back once at the end. Returns {"split", "positions", "loss", "bpc" or
+// "ppl", "token_accuracy"} (examples: also "sequence_accuracy", "sequences").
 nlohmann::json evaluate(model::LanguageModel& model, const data::Dataset& dataset, const std::string& split,
                         const Config& config);
 
@@ -38,11 +39,13 @@ nlohmann::json evaluate(model::LanguageModel& model, const data::Dataset& datase
 // checkpoint::Checkpointed after a save triggered by SIGTERM/SIGUSR1.
 nlohmann::json run_training(const Config& config, const std::string& run_dir, const std::string& resume = "auto");
 
-// train.device for this rank: auto (its local rank's GPU when CUDA is available, else the CPU), cpu, or
-// cuda (an error without a GPU, or when the node has fewer GPUs than local ranks).
+// train.device for this rank: auto (its local rank's GPU when CUDA is available, else the CPU), cpu,
+// cuda (an error without a GPU, or when the node has fewer GPUs than local ranks), or cuda:N (GPU N for
+// every rank of the node: several ranks may share one GPU, e.g. for a test).
 torch::Device resolve_device(const Config& config, const parallel::LaunchInfo& launch);
 
-// Loads RUN_DIR's config and parameters and evaluates a split.
+// Loads RUN_DIR's config and parameters and evaluates a split: on the run's train.device where this
+// machine has it, else on the CPU (parameters saved from a GPU load onto the CPU first).
 nlohmann::json run_evaluation(const std::string& run_dir, const std::string& split, const std::vector<std::string>& overrides);
 
 }  // namespace recur::train

@@ -1,0 +1,44 @@
+// See flops.h.
+#include "train/flops.h"
+
+#include <torch/torch.h>
+
+#include "core/config.h"
+#include "model/model.h"
+
+namespace recur::train {
+
+FlopCount model_flops_per_token(model::LanguageModel& model, const Config& c, int64_t vocab) {
+  FlopCount f;
+  const std::string type = c.get_string("model.type");
+  const int64_t d_model = c.get_int("model.d_model"), n_head = c.get_int("model.n_head");
+  const int64_t d_head = c.get_int("model.d_head") > 0 ? c.get_int("model.d_head") : d_model / n_head;
+  bool has_output = false;
+  for (const auto& p : model.named_parameters()) {
+    const auto& t = p.value();
+    if (t.dim() < 2) continue;
+    const std::string& name = p.key();
+    if (name.find("emb") != std::string::npos) continue;  // embedding lookups are not matrix products
+    if (name.find(".rem.") != std::string::npos || name.find("bias") != std::string::npos) continue;  // REMs, XL biases
+    if (t.size(0) == vocab && t.size(-1) == d_model) has_output = true;
+    f.dense_params += static_cast<double>(t.numel());
+  }
+  if (!has_output) f.dense_params += static_cast<double>(vocab * d_model);  // tied output layer
+  const bool xl = type == "xl" || type == "rsa_xl" || type == "tl_xl" || type == "fl_xl" || type == "brt" || type == "rsa_brt";
+  const int64_t keys = c.get_int("train.tgt_len") + (xl ? c.get_int("model.mem_len") : 0);
+  const int64_t products = xl ? 3 : 2;  // XL: content scores, position scores, weighted values
+  f.attention = 2.0 * static_cast<double>(c.get_int("model.n_layer") * n_head * d_head * keys * products);
+  f.forward = 2.0 * f.dense_params + f.attention;
+  f.train = 3.0 * f.forward;
+  return f;
+}
+
+double peak_tflops(const std::string& name, const std::string& precision) {
+  const bool bf16 = precision == "bf16";
+  // NVIDIA's datasheets, dense (no sparsity); SXM parts.
+  if (name.find("H200") != std::string::npos || name.find("H100") != std::string::npos) return bf16 ? 989.4 : 66.9;
+  if (name.find("A100") != std::string::npos) return bf16 ? 312.0 : 19.5;
+  return 0.0;
+}
+
+}  // namespace recur::train

@@ -1,0 +1,36 @@
+// Model FLOPs per trained token (forward + backward), counted from the shapes, as in the usual MFU
+// accounting (Kaplan et al.; PaLM appendix B; nanoGPT's estimate_mfu):
+//   forward = 2 x (parameters used as matrix operands, the output layer included, embeddings excluded)
+//           + per layer, per head: 2 x d_head x keys for each score product (QK^T; XL adds the
+//             relative-position product) and 2 x d_head x keys for the weighted sum of values,
+//   training = 3 x forward (backward = 2 x forward).
+// keys = train.tgt_len + model.mem_len (every key counted, as nanoGPT does, not halved for the causal
+// mask). Element-wise work (softmax, LayerNorm, REMs, gates) is not counted.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace recur {
+class Config;
+}
+namespace recur::model {
+class LanguageModel;
+}
+
+namespace recur::train {
+
+struct FlopCount {
+  double dense_params = 0;   // parameters used as matrix operands per token (output layer included)
+  double attention = 0;      // forward attention FLOPs per token, all layers
+  double forward = 0;        // forward FLOPs per token
+  double train = 0;          // forward + backward FLOPs per token
+};
+
+FlopCount model_flops_per_token(model::LanguageModel& model, const Config& config, int64_t vocab);
+
+// Dense peak TFLOP/s of a GPU for a precision ("bf16", "fp32"), from its name (H100, H200, A100);
+// 0 when unknown. fp32 is the plain FP32 peak (LibTorch leaves TF32 off by default).
+double peak_tflops(const std::string& device_name, const std::string& precision);
+
+}  // namespace recur::train

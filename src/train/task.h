@@ -1,0 +1,67 @@
+// What the data asks the model to do, as tensors: batches, the training loss and the evaluation sums.
+// Invariant: every tensor these helpers create takes the device (and, where it is data, the dtype) of
+// the tensors they are given, so the same code runs on the CPU, a GPU, or PyTorch's `meta` device
+// (tests/train/test_device.cpp runs them there to catch a tensor created on the wrong device).
+#pragma once
+
+#include <cstdint>
+
+#include <nlohmann/json.hpp>
+#include <torch/types.h>
+
+namespace recur::data {
+class Dataset;
+struct TokenBatch;
+}  // namespace recur::data
+
+namespace recur::train {
+
+// Next-token prediction over a stream, over whole examples (optionally only where loss_mask says the
+// next token is determined), or the formal languages' multi-label task (the set of symbols that may
+// follow each prefix).
+enum class Task { kStream, kExamples, kLabelSets };
+
+Task task_of(const data::Dataset& dataset);
+// WikiText-103 reports perplexity; every other corpus bits per character.
+bool word_level(const data::Dataset& dataset);
+
+// A batch as model input plus what the loss needs.
+struct Batch {
+  torch::Tensor input;   // [R, T] int64
+  torch::Tensor target;  // kStream/kExamples: next tokens [R, T]; kLabelSets: label bit masks [R, T]
+  torch::Tensor weight;  // [R, T] float, 1 where the position counts; undefined = every position
+  double positions = 0;  // counted positions (the sum of weight, or R*T), known on the host
+
+  Batch to(const torch::Device& device) const;
+  // Rows [r0, r1) (a micro-batch); `positions` is recounted on the host only when no weight is set.
+  Batch rows(int64_t r0, int64_t r1) const;
+};
+
+// Builds the tensors of a loader batch on the CPU (move them with Batch::to).
+Batch make_batch(const data::TokenBatch& tokens, Task task);
+
+// train.loss_last: weight 1 on the last `last` positions of each row, on target's device.
+void weight_last_positions(Batch* batch, int64_t last);
+
+// Label sets (bit masks over the vocabulary, [R, T] int64) as {0,1} floats [R, T, V] on their device.
+torch::Tensor label_bits(const torch::Tensor& sets, int64_t vocab);
+
+// Mean loss over the counted positions (a 0-dim tensor on the logits' device).
+torch::Tensor task_loss(Task task, const torch::Tensor& logits, const Batch& batch);
+
+// Running evaluation sums, kept as fp64 tensors on the device of the logits: nothing is read back to
+// the host until result().
+class EvalSums {
+ public:
+  void add(Task task, const torch::Tensor& logits, const Batch& batch);
+  // The sums as a device tensor [loss, positions, correct, sequences, sequences_correct] (undefined
+  // before the first add).
+  const torch::Tensor& sums() const { return sums_; }
+  // Reads the sums (one host synchronisation) and forms the split's metrics.
+  nlohmann::json result(Task task, bool word_level) const;
+
+ private:
+  torch::Tensor sums_;
+};
+
+}  // namespace recur::train
