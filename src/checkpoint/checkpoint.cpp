@@ -4,7 +4,6 @@
 #include <dirent.h>
 #include <unistd.h>
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -27,7 +26,9 @@ namespace recur::checkpoint {
 namespace {
 
 using nlohmann::json;
-constexpr int kFormatVersion = 1;
+// 1: the first format. 2: rank files may hold rng/cuda (the CUDA generator of a GPU rank); version 1
+// checkpoints load unchanged.
+constexpr int kFormatVersion = 2;
 
 double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -89,6 +90,32 @@ void load_moments(torch::optim::Optimizer& opt, const torch::Tensor& p, hid_t f,
   opt.state()[p.unsafeGetTensorImpl()] = std::move(s);
 }
 
+// The device a model trains on: its parameters' (the CPU for a model without any).
+torch::Device device_of(const torch::nn::Module& model) {
+  auto params = model.parameters();
+  return params.empty() ? torch::Device(torch::kCPU) : params.front().device();
+}
+
+// The default generator of a device through the device-generic API, so this file needs no CUDA headers.
+at::Generator generator(const torch::Device& device) { return at::globalContext().defaultGenerator(device); }
+
+torch::Tensor rng_state(const torch::Device& device) {
+  at::Generator gen = generator(device);
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return gen.get_state();
+}
+
+void set_rng_state(const torch::Device& device, const torch::Tensor& state) {
+  at::Generator gen = generator(device);
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(state);
+}
+
+// A fresh, deterministic seed for a rank whose saved random stream cannot be continued.
+uint64_t fresh_seed(int64_t seed, int64_t step, int rank) {
+  return static_cast<uint64_t>(seed) * 1000003 + static_cast<uint64_t>(step) + static_cast<uint64_t>(rank);
+}
+
 std::atomic<bool> g_stop{false};
 
 }  // namespace
@@ -129,7 +156,8 @@ bool Checkpointer::due(int64_t step) const {
 struct Snapshot {
   Progress progress;
   int64_t first_row = 0, global_rows = 0, state_rows = 0;
-  torch::Tensor rng;
+  torch::Tensor rng, cuda_rng;  // cuda_rng: only when the model lives on a GPU
+  int64_t cuda_device = -1;
   std::vector<std::pair<std::string, torch::Tensor>> state, params, moments;  // moments: rank 0 only
 };
 
@@ -176,10 +204,11 @@ std::shared_ptr<Snapshot> Checkpointer::snapshot(const SaveRequest& r, bool copy
   s->progress = r.progress;
   s->first_row = r.first_row;
   s->global_rows = r.global_rows;
-  at::Generator gen = at::detail::getDefaultCPUGenerator();
-  {
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    s->rng = gen.get_state();
+  s->rng = rng_state(torch::kCPU);
+  const torch::Device device = device_of(*r.model);
+  if (device.is_cuda()) {  // dropout on a GPU draws from that device's generator
+    s->cuda_rng = rng_state(device);
+    s->cuda_device = device.index();
   }
   if (r.state && !r.state->empty()) {
     s->state_rows = r.state->tensors.begin()->second.size(0);
@@ -257,6 +286,11 @@ void Checkpointer::write(const Snapshot& s) {
     std::string path = tmp + "/" + rank_file(rank);
     auto f = h5::create_file(path);
     write_tensor(f.get(), "rng/cpu", s.rng, path);
+    if (s.cuda_rng.defined()) {
+      write_tensor(f.get(), "rng/cuda", s.cuda_rng, path);
+      auto d = h5::open_dataset(f.get(), "rng/cuda", path);
+      h5::write_attr_u64(d.get(), "device_index", static_cast<uint64_t>(s.cuda_device), path);
+    }
     write_tensor(f.get(), "rows", torch::tensor({s.first_row, s.state_rows}, torch::kInt64), path);
     std::string names;
     for (const auto& [k, v] : s.state) {
@@ -455,6 +489,10 @@ Progress Checkpointer::load(const std::string& dir, torch::nn::Module& model, to
     p.window_steps = meta["window"].value("steps", int64_t{0});
   }
   const int saved_world = meta.value("world_size", 1);
+  if (meta.value("format_version", 1) > kFormatVersion) {
+    fail("{}/meta.json: checkpoint format version {}, this Recur reads up to {} (written by a newer Recur?)", dir,
+         meta.value("format_version", 1), kFormatVersion);
+  }
   {
     std::string path = dir + "/model.h5";
     auto f = h5::open_file(path, false);
@@ -470,17 +508,27 @@ Progress Checkpointer::load(const std::string& dir, torch::nn::Module& model, to
       else load_moments<torch::optim::AdamParamState>(optimizer, item.value(), f.get(), item.key(), path);
     }
   }
-  // RNG: the same rank's stream when the world size is unchanged; otherwise a fresh, deterministic one.
+  // RNG: the same rank's streams (CPU, and CUDA for a GPU model) when the world size is unchanged;
+  // otherwise, or for a stream the checkpoint lacks, a fresh, deterministic one.
+  const torch::Device device = device_of(model);
+  const uint64_t fresh = fresh_seed(config_.get_int("train.seed"), p.step, comm_.rank());
   if (saved_world == comm_.world_size()) {
     std::string path = dir + "/" + rank_file(comm_.rank());
     auto f = h5::open_file(path, false);
-    auto rng = read_tensor(f.get(), "rng/cpu", torch::kUInt8, path);
-    at::Generator gen = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    gen.set_state(rng);
+    set_rng_state(torch::kCPU, read_tensor(f.get(), "rng/cpu", torch::kUInt8, path));
+    const bool saved_cuda = h5::has_object(f.get(), "rng/cuda");  // absent: trained on the CPU, or format 1
+    if (device.is_cuda() && saved_cuda) {
+      set_rng_state(device, read_tensor(f.get(), "rng/cuda", torch::kUInt8, path));
+    } else if (device.is_cuda()) {
+      at::Generator gen = generator(device);
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      gen.set_current_seed(fresh);
+      if (comm_.rank() == 0) spdlog::info("{} holds no CUDA random state (trained on the CPU): the GPU's generator is seeded afresh", dir);
+    } else if (saved_cuda && comm_.rank() == 0) {
+      spdlog::info("{} was trained on GPUs: resuming on the CPU continues the CPU random streams, not the CUDA ones", dir);
+    }
   } else {
-    torch::manual_seed(static_cast<uint64_t>(config_.get_int("train.seed")) * 1000003 + static_cast<uint64_t>(p.step) +
-                       static_cast<uint64_t>(comm_.rank()));
+    torch::manual_seed(fresh);  // the CPU's and every GPU's generator
   }
   // Recurrent state by global stream: gather the rows [first_row, first_row + rows) from whichever rank
   // files hold them (any world size wrote them).

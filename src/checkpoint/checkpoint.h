@@ -40,7 +40,7 @@ struct Progress {
 
 struct SaveRequest {
   Progress progress;
-  torch::nn::Module* model = nullptr;
+  torch::nn::Module* model = nullptr;    // its parameters' device: a GPU's RNG is saved too
   torch::optim::Optimizer* optimizer = nullptr;
   const model::State* state = nullptr;   // this rank's rows of the recurrent state (may be empty)
   int64_t first_row = 0;                 // global index of this rank's first stream
@@ -69,8 +69,10 @@ class Checkpointer {
   // Resolves --resume (auto | never | PATH) to a verified checkpoint directory, or "" to start fresh.
   // auto: the newest checkpoint whose checksums verify; a damaged one is reported and skipped.
   std::string resolve(const std::string& resume);
-  // Loads into the model and optimizer, restores this rank's RNG when the world size matches, and
-  // returns the progress and this rank's rows of the recurrent state.
+  // Loads into the model and optimizer (onto the device of its parameters: files are device-neutral),
+  // restores this rank's RNG when the world size matches — the CPU generator, and the GPU's when the
+  // model is on one and the checkpoint has it (else that one is seeded afresh) — and returns the
+  // progress and this rank's rows of the recurrent state.
   Progress load(const std::string& dir, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
                 model::State* state, int64_t first_row, int64_t rows);
   bool due(int64_t step) const;  // checkpoint.every_steps / every_minutes

@@ -1,4 +1,6 @@
 // `recur ckpt list|verify|inspect`: look at a run's checkpoints without loading a model.
+// Invariant: nothing here builds a model or resolves train.device, so a run trained on GPUs is
+// listed, verified and inspected on a CPU-only machine.
 #include <cstdio>
 
 #include "checkpoint/checkpoint.h"

@@ -1,6 +1,7 @@
 // Checkpoints and exact resume with real processes: an interrupted run (stopped after a checkpoint,
 // killed with SIGKILL, or stopped by SIGTERM) continues to exactly the uninterrupted run, on 1 and 2
-// MPI ranks; a checkpoint moves between world sizes; every flipped byte is detected.
+// MPI ranks; a checkpoint moves between world sizes and from GPUs to the CPU; every flipped byte is
+// detected.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -19,6 +20,7 @@
 #include "core/fs.h"
 #include "core/hash.h"
 #include "data/corpora.h"
+#include "data/h5.h"
 #include "model/model.h"
 #include "../common/runs.h"
 
@@ -26,6 +28,7 @@ namespace recur {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 std::string g_root;
 
 std::string train_cmd(int ranks, const std::string& tiny, const std::string& run, int steps, const std::string& extra) {
@@ -60,6 +63,41 @@ std::vector<double> losses(const std::string& run_dir) {
   std::ifstream in(run_dir + "/metrics.jsonl");
   for (std::string line; std::getline(in, line);) out.push_back(nlohmann::json::parse(line)["loss"].get<double>());
   return out;
+}
+
+// Recomputes a checkpoint's manifest after a test edited its files, as the commit step records it.
+void reseal(const std::string& dir) {
+  auto manifest = nlohmann::json::parse(read_file(dir + "/manifest.json"));
+  for (auto& [name, info] : manifest["files"].items()) {
+    uint64_t size = 0;
+    info["checksum"] = checksum_file(dir + "/" + name, &size);
+    info["size"] = size;
+  }
+  write_file_atomic(dir + "/manifest.json", manifest.dump(2) + "\n");
+}
+
+// Makes a CPU run's checkpoint look like one written on GPUs (docs/checkpoints.md): every rank file
+// gains rng/cuda (a CUDA generator state — seed and offset, 16 bytes — with its device_index) and the
+// saved config says train.device: cuda. The manifest is left as it was.
+void as_if_trained_on_gpus(const std::string& dir) {
+  auto meta = checkpoint::read_meta(dir);
+  for (int r = 0; r < meta["world_size"].get<int>(); ++r) {
+    char name[32];
+    std::snprintf(name, sizeof name, "/rank-%04d.h5", r);
+    const std::string path = dir + name;
+    auto f = h5::open_file(path, /*writable=*/true);
+    std::vector<uint8_t> state(16, static_cast<uint8_t>(r + 1));
+    h5::write_array(f.get(), "rng/cuda", h5::ElemType::kU8, {state.size()}, state.data(), path);
+    {
+      auto d = h5::open_dataset(f.get(), "rng/cuda", path);
+      h5::write_attr_u64(d.get(), "device_index", static_cast<uint64_t>(r), path);
+    }
+    h5::close_file(f, path);
+  }
+  Config saved = Config::parse(meta["config"].get<std::string>(), dir + "/meta.json");
+  saved.set("train.device", "cuda");
+  meta["config"] = saved.to_yaml();
+  write_file_atomic(dir + "/meta.json", meta.dump(2) + "\n");
 }
 
 class Resume : public ::testing::Test {
@@ -173,6 +211,61 @@ TEST_F(Resume, WorldSizeChanges) {
     ASSERT_EQ(a.size(), b.size());
     for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-5 * std::abs(a[i])) << dir << " record " << i;
   }
+}
+
+// A checkpoint written on GPUs (a CUDA random state per rank, train.device: cuda in its config) is
+// listed, verified and inspected on a CPU-only machine, and resuming it on the CPU (2 ranks) continues
+// the CPU random streams: bitwise the uninterrupted CPU run.
+TEST_F(Resume, GpuCheckpointIsCheckedAndResumedOnCpu) {
+  const std::string small = "--set model.d_model=8 --set model.d_inner=8 --set model.n_head=2";
+  const std::string full = g_root + "/gpu-full", split = g_root + "/gpu-split";
+  ASSERT_EQ(run(train_cmd(2, "xl", full, 12, small)), 0);
+  ASSERT_EQ(run(train_cmd(2, "xl", split, 8, small)), 0);
+  const std::string ckpt = checkpoint::list_checkpoints(split).back();
+  EXPECT_EQ(checkpoint::read_meta(ckpt)["format_version"], 2);
+  {
+    const std::string path = ckpt + "/rank-0000.h5";
+    auto f = h5::open_file(path, /*writable=*/false);
+    EXPECT_TRUE(h5::has_object(f.get(), "rng/cpu"));
+    EXPECT_FALSE(h5::has_object(f.get(), "rng/cuda")) << "a CPU run saves no CUDA random state";
+  }
+  as_if_trained_on_gpus(ckpt);
+  bool rank_file_named = false;  // the checksums cover the rank files, CUDA state included
+  for (const auto& p : checkpoint::verify_checkpoint(ckpt)) rank_file_named |= p.find("rank-0001.h5") != std::string::npos;
+  EXPECT_TRUE(rank_file_named);
+  reseal(ckpt);
+
+  const std::string cli = std::string(RECUR_BINARY) + " ckpt ";
+  EXPECT_EQ(run(cli + "verify " + ckpt), 0);
+  const std::string listed = g_root + "/gpu-list.txt", inspected = g_root + "/gpu-inspect.json";
+  ASSERT_EQ(std::system((cli + "list " + split + " > " + listed).c_str()), 0);
+  EXPECT_THAT(read_file(listed), HasSubstr("step-00000008"));
+  EXPECT_THAT(read_file(listed), Not(HasSubstr("DAMAGED")));
+  ASSERT_EQ(std::system((cli + "inspect " + ckpt + " --config " + RECUR_SOURCE_DIR + "/configs/tiny/xl.yaml > " + inspected).c_str()), 0);
+  auto info = nlohmann::json::parse(read_file(inspected));
+  EXPECT_EQ(info["checksums"], "ok");
+  EXPECT_THAT(info["config_diff"]["train.device"]["checkpoint"].dump(), HasSubstr("cuda"));
+
+  const std::string log = g_root + "/gpu-resume.log";
+  ASSERT_EQ(std::system((train_cmd(2, "xl", split, 12, small) + " > " + log + " 2>&1").c_str()), 0);
+  EXPECT_THAT(read_file(log), HasSubstr("resuming on the CPU continues the CPU random streams"));
+  expect_same_parameters(full, split, 0.0);
+  EXPECT_EQ(losses(full), losses(split));
+}
+
+// A checkpoint of a newer format than this Recur knows is refused with its version, not misread.
+TEST_F(Resume, NewerFormatIsRefused) {
+  const std::string small = "--set model.d_model=8 --set model.d_inner=8 --set model.n_head=2";
+  const std::string dir = g_root + "/newer";
+  ASSERT_EQ(run(train_cmd(1, "xl", dir, 4, small)), 0);
+  const std::string ckpt = checkpoint::list_checkpoints(dir).back();
+  auto meta = checkpoint::read_meta(ckpt);
+  meta["format_version"] = 99;
+  write_file_atomic(ckpt + "/meta.json", meta.dump(2) + "\n");
+  reseal(ckpt);
+  const std::string log = g_root + "/newer.log";
+  EXPECT_NE(std::system((train_cmd(1, "xl", dir, 8, small) + " > " + log + " 2>&1").c_str()), 0);
+  EXPECT_THAT(read_file(log), HasSubstr("checkpoint format version 99"));
 }
 
 // SIGTERM on a rank: all ranks agree at the next step, save, and exit 75; running again completes the
