@@ -13,24 +13,46 @@
 namespace recur::parallel {
 
 Reducer::Reducer(std::vector<torch::Tensor> params, Communicator& comm, ReducerOptions options)
-    : params_(std::move(params)), comm_(comm) {
+    : params_(std::move(params)), comm_(comm), options_(options) {
   const int64_t n = static_cast<int64_t>(params_.size());
-  bucket_of_.assign(static_cast<size_t>(n), -1);
-  slot_of_.assign(static_cast<size_t>(n), -1);
   got_grad_.assign(static_cast<size_t>(n), false);
-  // Reverse registration order approximates the order in which backward produces gradients.
-  double cap = options.first_bucket_mb;
+  // Reverse registration order approximates the order in which backward produces gradients, until
+  // the first step shows the real one.
+  std::vector<int64_t> order;
+  for (int64_t i = n - 1; i >= 0; --i) order.push_back(i);
+  build_buckets(order);
+  if (!params_.empty() && params_.front().is_cuda()) {
+    // A stream of its own for the all-reduces, so they overlap the rest of backward on the GPU.
+    cuda_ = true;
+    comm_stream_ = c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)
+                       ->getStreamFromGlobalPool(params_.front().device(), /*isHighPriority=*/true);
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    if (bucket_of_[static_cast<size_t>(i)] < 0) continue;
+    params_[static_cast<size_t>(i)].register_hook([this, i](torch::Tensor grad) {
+      on_grad(i, grad);
+      return grad;
+    });
+  }
+  worker_ = std::thread([this] { comm_loop(); });
+}
+
+void Reducer::build_buckets(const std::vector<int64_t>& order) {
+  buckets_.clear();
+  bucket_of_.assign(params_.size(), -1);
+  slot_of_.assign(params_.size(), -1);
+  double cap = options_.first_bucket_mb;
   Bucket current;
   int64_t bytes = 0;
-  for (int64_t i = n - 1; i >= 0; --i) {
+  for (int64_t i : order) {
     const auto& p = params_[static_cast<size_t>(i)];
     if (!p.requires_grad()) continue;
-    int64_t b = p.numel() * (options.reduce_bf16 ? 2 : static_cast<int64_t>(p.element_size()));
+    int64_t b = p.numel() * (options_.reduce_bf16 ? 2 : static_cast<int64_t>(p.element_size()));
     if (!current.params.empty() && static_cast<double>(bytes + b) > cap * 1024 * 1024) {
       buckets_.push_back(std::move(current));
       current = Bucket();
       bytes = 0;
-      cap = options.bucket_mb;
+      cap = options_.bucket_mb;
     }
     current.params.push_back(i);
     bytes += b;
@@ -48,24 +70,37 @@ Reducer::Reducer(std::vector<torch::Tensor> params, Communicator& comm, ReducerO
     }
     const auto& first = params_[static_cast<size_t>(bucket.params.front())];
     auto opts = first.options().requires_grad(false);
-    if (options.reduce_bf16) opts = opts.dtype(torch::kBFloat16);
+    if (options_.reduce_bf16) opts = opts.dtype(torch::kBFloat16);
     bucket.flat = torch::zeros({total}, opts);
-    if (first.is_cuda()) bucket.ready = std::make_unique<c10::Event>(c10::DeviceType::CUDA);
+    if (first.is_cuda()) {
+      bucket.ready = std::make_unique<c10::Event>(c10::DeviceType::CUDA);
+      bucket.reduced = std::make_unique<c10::Event>(c10::DeviceType::CUDA);
+    }
   }
-  if (!params_.empty() && params_.front().is_cuda()) {
-    // A stream of its own for the all-reduces, so they overlap the rest of backward on the GPU.
-    cuda_ = true;
-    comm_stream_ = c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)
-                       ->getStreamFromGlobalPool(params_.front().device(), /*isHighPriority=*/true);
+}
+
+void Reducer::rebuild_in_arrival_order() {
+  rebuilt_ = true;
+  std::vector<int64_t> order;
+  std::vector<bool> seen(params_.size(), false);
+  for (int64_t i : arrival_) {
+    if (!seen[static_cast<size_t>(i)]) order.push_back(i);
+    seen[static_cast<size_t>(i)] = true;
   }
-  for (int64_t i = 0; i < n; ++i) {
-    if (bucket_of_[static_cast<size_t>(i)] < 0) continue;
-    params_[static_cast<size_t>(i)].register_hook([this, i](torch::Tensor grad) {
-      on_grad(i, grad);
-      return grad;
-    });
+  for (int64_t i = static_cast<int64_t>(params_.size()) - 1; i >= 0; --i) {  // no gradient: last
+    if (!seen[static_cast<size_t>(i)]) order.push_back(i);
   }
-  worker_ = std::thread([this] { comm_loop(); });
+  arrival_.clear();
+  // Every rank must use the same order (arrival can differ between ranks): rank 0's.
+  if (comm_.world_size() > 1) {
+    auto t = torch::tensor(order, torch::kInt64).to(params_.front().device());
+    comm_.broadcast(t, 0);
+    t = t.to(torch::kCPU).contiguous();
+    order.assign(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + t.numel());
+  }
+  // CUDA: the old buckets' memory goes back to the allocator on the compute stream, which finalize
+  // made wait for the communication stream's last use of it.
+  build_buckets(order);
 }
 
 Reducer::~Reducer() {
@@ -112,6 +147,7 @@ void Reducer::on_grad(int64_t i, const torch::Tensor& grad) {
   std::lock_guard<std::mutex> lock(mu_);
   if (got_grad_[static_cast<size_t>(i)]) return;  // a parameter used twice: first hook counts
   got_grad_[static_cast<size_t>(i)] = true;
+  if (!rebuilt_) arrival_.push_back(i);
   if (--b.pending == 0) launch_ready_locked();
 }
 
@@ -142,11 +178,12 @@ void Reducer::comm_loop() {
     try {
       Bucket& b = buckets_[static_cast<size_t>(k)];
       if (cuda_) {
-        // On the communication stream, after the producing stream's copies into the bucket; the
-        // communicator waits for completion, so finalize() may read the bucket once done_ counts it.
+        // On the communication stream, after the producing stream's copies into the bucket. The
+        // all-reduce is only enqueued; `reduced` marks its end for the compute stream to wait on.
         c10::StreamGuard guard(*comm_stream_);
         b.ready->block(*comm_stream_);
-        comm_.all_reduce_sum(b.flat);
+        comm_.all_reduce_sum_enqueue(b.flat);
+        b.reduced->record(*comm_stream_);
       } else {
         comm_.all_reduce_sum(b.flat);
       }
@@ -186,6 +223,11 @@ void Reducer::finalize() {
     if (error_) std::rethrow_exception(error_);
   }
   stats_.exposed_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (cuda_) {  // the compute stream waits for the all-reduces; the host does not
+    auto* impl = c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA);
+    const c10::Stream compute = impl->getStream(params_.front().device());
+    for (auto& b : buckets_) b.reduced->block(compute);
+  }
   const double scale = 1.0 / comm_.world_size();
   torch::NoGradGuard no_grad;
   for (auto& b : buckets_) {
@@ -197,6 +239,7 @@ void Reducer::finalize() {
       else p.mutable_grad() = view.to(p.scalar_type(), /*non_blocking=*/false, /*copy=*/true);
     }
   }
+  if (!rebuilt_) rebuild_in_arrival_order();
 }
 
 ReducerStats Reducer::take_stats() {

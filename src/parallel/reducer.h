@@ -2,6 +2,11 @@
 // registration order; a bucket's all-reduce starts (on a communication thread, or a CUDA stream with
 // NCCL) as soon as backward has produced its last gradient, so communication overlaps backward.
 // Invariant: buckets are launched in index order on every rank, so collectives always match up.
+// After the first synchronised step the buckets are rebuilt in the order in which that step's
+// gradients arrived (rank 0's order, broadcast), parameters that got none last: a bucket that would
+// become ready out of order, or never, no longer holds back the buckets behind it.
+// On CUDA the host never waits for the GPU: each all-reduce is enqueued on a communication stream,
+// and finalize() makes the compute stream wait on that stream's events.
 #pragma once
 
 #include <condition_variable>
@@ -42,7 +47,9 @@ class Reducer {
   // Call before the backward of the last micro-step of an optimizer step; earlier micro-steps just
   // accumulate gradients locally (no communication).
   void prepare_for_sync();
-  // After that backward: launches what is left, waits, and replaces every gradient by its mean over ranks.
+  // After that backward: launches what is left and replaces every gradient by its mean over ranks.
+  // CPU: returns when the reduction is done. CUDA: returns once every all-reduce is enqueued; the
+  // current stream waits for them (no host synchronisation).
   void finalize();
 
   // Bucket layout: bucket index of every parameter (in the order given to the constructor).
@@ -57,8 +64,13 @@ class Reducer {
     torch::Tensor flat;            // the bucket's gradients, contiguous (fp32, or bf16 with reduce_bf16)
     int64_t pending = 0;
     bool launched = false;
-    std::unique_ptr<c10::Event> ready;  // CUDA: recorded on the producing stream when the bucket is full
+    std::unique_ptr<c10::Event> ready;    // CUDA: recorded on the producing stream when the bucket is full
+    std::unique_ptr<c10::Event> reduced;  // CUDA: recorded on the communication stream after its all-reduce
   };
+  // Groups the parameters, in `order`, into buckets (the first one of first_bucket_mb).
+  void build_buckets(const std::vector<int64_t>& order);
+  // After the first synchronised step: rebuilds the buckets in gradient arrival order (rank 0's).
+  void rebuild_in_arrival_order();
   void on_grad(int64_t param, const torch::Tensor& grad);
   void launch_ready_locked();
   void comm_loop();
@@ -70,6 +82,9 @@ class Reducer {
   std::vector<Bucket> buckets_;
   std::vector<int64_t> bucket_of_, slot_of_;
   std::vector<bool> got_grad_;
+  ReducerOptions options_;
+  std::vector<int64_t> arrival_;  // parameter indices in the order their gradients arrived
+  bool rebuilt_ = false;
   bool syncing_ = false;
   int64_t next_launch_ = 0;
 
