@@ -1,5 +1,6 @@
 // See lm.h. Segments are batch-first: tokens [B, T], hidden [B, T, d], memories [B, M, d].
 #include "model/lm.h"
+#include "model/precision.h"
 
 #include <torch/torch.h>
 
@@ -8,6 +9,12 @@
 #include "core/error.h"
 
 namespace recur::model {
+
+torch::Tensor linear_fp32(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+  Fp32Region fp32;
+  auto f = [](const torch::Tensor& t) { return t.defined() && t.scalar_type() != torch::kFloat32 ? t.to(torch::kFloat32) : t; };
+  return torch::nn::functional::linear(f(x), f(weight), f(bias));
+}
 
 namespace {
 // A module that only holds an output bias, so the parameter is named crit.out_layers.0.bias.
@@ -177,7 +184,7 @@ ForwardResult TransformerLm::forward(const torch::Tensor& tokens, const State& s
   if (!ln_f.is_empty()) h = ln_f(h);
   h = drop(h);
   ForwardResult out;
-  out.logits = torch::nn::functional::linear(h, word_emb->weight(), crit_bias);
+  out.logits = linear_fp32(h, word_emb->weight(), crit_bias);
   if (options_.brt_layer >= 0) {
     out.state.tensors["brt.state"] = carry.state;
     out.state.tensors["brt.prev"] = carry.prev;

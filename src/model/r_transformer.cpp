@@ -1,5 +1,6 @@
 // See r_transformer.h. Batch-first: tokens [B, T], hidden [B, T, d].
 #include "model/r_transformer.h"
+#include "model/precision.h"
 
 #include <torch/torch.h>
 
@@ -16,7 +17,10 @@ LocalRnnImpl::LocalRnnImpl(int64_t d, int64_t window, RnnCell cell) : window_(wi
   if (cell == RnnCell::kRnn) rnn = register_module("rnn", torch::nn::RNN(torch::nn::RNNOptions(d, d).batch_first(true)));
 }
 
-torch::Tensor LocalRnnImpl::run(const torch::Tensor& seqs) {
+torch::Tensor LocalRnnImpl::run(const torch::Tensor& in) {
+  // fp32 under bf16 autocast: CUDA autocast would run cuDNN's RNN in fp16 (precision.h).
+  Fp32Region fp32;
+  const torch::Tensor seqs = in.scalar_type() == torch::kFloat32 ? in : in.to(torch::kFloat32);
   if (cell_ == RnnCell::kGru) return std::get<0>(gru->forward(seqs));
   if (cell_ == RnnCell::kLstm) return std::get<0>(lstm->forward(seqs));
   return std::get<0>(rnn->forward(seqs));
@@ -108,7 +112,7 @@ ForwardResult RTransformerLm::forward(const torch::Tensor& tokens, const State&)
   auto h = drop(encoder(tokens));
   for (const auto& level : *levels) h = level->as<LevelImpl>()->forward(h);
   ForwardResult out;
-  out.logits = torch::nn::functional::linear(drop(h), encoder->weight, decoder_bias);  // tied output
+  out.logits = linear_fp32(drop(h), encoder->weight, decoder_bias);  // tied output
   return out;
 }
 

@@ -1,5 +1,6 @@
 // See recurrent_transformer.h.
 #include "model/recurrent_transformer.h"
+#include "model/precision.h"
 
 #include <torch/torch.h>
 
@@ -112,7 +113,7 @@ ForwardResult RecurrentTransformerLm::forward(const torch::Tensor& tokens, const
     x = recur_layer(b, x, o_.window);
   }
   ForwardResult out;
-  out.logits = torch::nn::functional::linear(ln_f(x), wte->weight);  // tied head, no bias (nanoGPT)
+  out.logits = linear_fp32(ln_f(x), wte->weight);  // tied head, no bias (nanoGPT)
   return out;
 }
 

@@ -5,6 +5,7 @@
 // read-back to the host (.item()) throws on `meta` too, which catches host synchronisations in a step.
 #include <gtest/gtest.h>
 
+#include <ATen/autocast_mode.h>
 #include <torch/library.h>
 #include <torch/torch.h>
 
@@ -234,6 +235,47 @@ TEST(FlopsTest, TinyXlMatchesTheHandCount) {
   EXPECT_EQ(peak_tflops("NVIDIA H100 80GB HBM3", "fp32"), 66.9);
   EXPECT_EQ(peak_tflops("Tesla T4", "bf16"), 0.0);
 }
+
+}  // namespace
+}  // namespace recur::train
+
+namespace recur::train {
+namespace {
+
+// Under bf16 autocast the output layer stays in fp32 (model/precision.h): logits are fp32, and
+// equal to the fp32 output layer applied to the same hidden states up to fp32 rounding.
+class Bf16LogitsTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(Bf16LogitsTest, LogitsAreFp32UnderAutocast) {
+  Config c = Config::load(std::string(RECUR_SOURCE_DIR) + "/configs/tiny/" + GetParam() + ".yaml", {});
+  torch::manual_seed(5);
+  auto model = model::make_model(c, 13);
+  model->eval();
+  torch::NoGradGuard no_grad;
+  auto tokens = torch::randint(13, {2, c.get_int("train.tgt_len")}, torch::kInt64);
+  at::autocast::set_autocast_enabled(torch::kCPU, true);
+  at::autocast::set_autocast_dtype(torch::kCPU, torch::kBFloat16);
+  at::autocast::increment_nesting();
+  torch::Tensor logits;
+  try {
+    logits = model->forward(tokens, model::State()).logits;
+  } catch (...) {
+    at::autocast::decrement_nesting();
+    at::autocast::set_autocast_enabled(torch::kCPU, false);
+    throw;
+  }
+  at::autocast::decrement_nesting();
+  at::autocast::clear_cache();
+  at::autocast::set_autocast_enabled(torch::kCPU, false);
+  EXPECT_EQ(logits.scalar_type(), torch::kFloat32);
+  EXPECT_TRUE(torch::isfinite(logits).all().item<bool>());
+  // Close to the fp32 forward (bf16 inside the layers), not rounded to bf16's 8 bits at the output.
+  auto ref = model->forward(tokens, model::State()).logits;
+  EXPECT_LT((logits - ref).abs().max().item<double>(), 0.5);
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, Bf16LogitsTest,
+                         ::testing::Values("xl", "rsa_xl", "brt", "transformer", "r_transformer", "recurrent_transformer"));
 
 }  // namespace
 }  // namespace recur::train
