@@ -18,5 +18,6 @@ int cmd_ckpt(const Argv& args);
 int cmd_coordinator(const Argv& args);
 int cmd_sweep(const Argv& args);
 int cmd_agent(const Argv& args);
+int cmd_model(const Argv& args);
 
 }  // namespace recur::cli

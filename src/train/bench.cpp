@@ -249,6 +249,8 @@ nlohmann::json bench_ckpt(const Config& base, const CkptBenchOptions& o) {
   auto secs = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); };
   auto comm = parallel::make_single_communicator();
   auto model = model::make_model(base, o.vocab);
+  const torch::Device device = resolve_device(base, parallel::detect_launch());
+  model->to(device);  // on a GPU the save copies device to host: that stall is what is measured
   torch::optim::Adam opt(model->parameters(), torch::optim::AdamOptions(1e-4));
   {  // one update, so Adam holds its moments (the state a real checkpoint carries)
     torch::NoGradGuard ng;
@@ -257,7 +259,8 @@ nlohmann::json bench_ckpt(const Config& base, const CkptBenchOptions& o) {
   opt.step();
   opt.zero_grad();
   const int64_t params = model::count_parameters(*model);
-  nlohmann::json out = {{"bench", "ckpt"}, {"model", model->type()}, {"parameters", params}, {"dir", o.dir}};
+  nlohmann::json out = {{"bench", "ckpt"}, {"model", model->type()}, {"parameters", params}, {"dir", o.dir},
+                        {"device", device.str()}};
   for (bool async : {false, true}) {
     Config c = base;
     c.set("checkpoint.async", async ? "true" : "false");

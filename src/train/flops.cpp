@@ -42,3 +42,32 @@ double peak_tflops(const std::string& name, const std::string& precision) {
 }
 
 }  // namespace recur::train
+
+namespace recur::train {
+
+nlohmann::json model_info(const Config& c, int64_t vocab) {
+  auto model = model::make_model(c, vocab);
+  nlohmann::json modules = nlohmann::json::object();
+  int64_t total = 0, embedding = 0;
+  for (const auto& p : model->named_parameters()) {
+    const std::string& name = p.key();
+    const int64_t n = p.value().numel();
+    const std::string top = name.substr(0, name.find('.'));
+    modules[top] = modules.value(top, int64_t{0}) + n;
+    total += n;
+    // Embedding tables: the token embedding (also the tied output layer) and learned positions.
+    const std::string leaf = name.substr(name.rfind('.') == std::string::npos ? 0 : name.rfind('.') + 1);
+    const bool table = top.find("emb") != std::string::npos || top == "wte" || top == "wpe" || top == "encoder";
+    if (table && leaf != "bias") embedding += n;
+  }
+  const FlopCount f = model_flops_per_token(*model, c, vocab);
+  return {{"model", model->type()},
+          {"vocab", vocab},
+          {"parameters", total},
+          {"modules", modules},
+          {"non_embedding_parameters", total - embedding},
+          {"flops_per_token", f.train},
+          {"forward_flops_per_token", f.forward}};
+}
+
+}  // namespace recur::train

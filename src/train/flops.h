@@ -34,3 +34,15 @@ FlopCount model_flops_per_token(model::LanguageModel& model, const Config& confi
 double peak_tflops(const std::string& device_name, const std::string& precision);
 
 }  // namespace recur::train
+
+#include <nlohmann/json.hpp>
+
+namespace recur::train {
+
+// `recur model info`: the model of a config at a vocabulary size, without data or training:
+// {"model", "vocab", "parameters", "modules": {top-level module: parameters}, "non_embedding_parameters"
+// (without the token and position embedding tables, as in Kaplan et al.'s N), "flops_per_token"
+// (model_flops_per_token(...).train, the count `recur bench step` reports)}.
+nlohmann::json model_info(const Config& config, int64_t vocab);
+
+}  // namespace recur::train
