@@ -1,7 +1,11 @@
 // `recur coordinator`, `recur sweep ...` and `recur agent`: the ablation coordinator and its clients.
 #include <cstdio>
 #include <cstdlib>
+#include <set>
 #include <sstream>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <nlohmann/json.hpp>
 
@@ -11,7 +15,10 @@
 #include "coord/http.h"
 #include "coord/sweep.h"
 #include "core/error.h"
+#include "core/config.h"
 #include "core/fs.h"
+#include "data/dataset.h"
+#include "train/run_check.h"
 
 namespace recur::cli {
 namespace {
@@ -51,6 +58,34 @@ json call(const Args& args, const std::string& method, const std::string& target
 
 std::string fmt_value(const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
 
+// Every trial's config against its model, evaluation settings included (train::check_run_config), so
+// that a trial cannot fail at its first evaluation after hours of training. Trials that differ only in
+// their seed build the same model: each distinct model is built once. The vocabulary comes from the
+// dataset when data.path is readable here, else model.vocab_size, else 256 (the model's structure does
+// not depend on it).
+void check_trials(const coord::SweepSpec& spec, const std::string& path) {
+  std::set<std::string> seen;
+  for (const auto& t : spec.trials) {
+    std::vector<std::string> key;
+    for (const auto& o : t.overrides) {
+      if (o.rfind("train.seed=", 0) != 0) key.push_back(o);
+    }
+    const std::string k = fmt::format("{}", fmt::join(key, "\n"));
+    if (!seen.insert(k).second) continue;
+    try {
+      Config c = Config::parse(spec.base_yaml, spec.name + " (base config)", t.overrides);
+      int64_t vocab = c.get_int("model.vocab_size") > 0 ? c.get_int("model.vocab_size") : 256;
+      const std::string data = c.has("data.path") ? c.get_string("data.path") : "";
+      if (c.get_int("model.vocab_size") == 0 && !data.empty() && path_exists(data + "/manifest.json")) {
+        vocab = static_cast<int64_t>(data::Dataset::open(data, /*verify_checksums=*/false)->manifest().vocab.size);
+      }
+      train::check_run_config(c, vocab);
+    } catch (const Error& e) {
+      fail("{}: trial {} (seed {}): {}", path, t.point.dump(), t.seed, e.what());
+    }
+  }
+}
+
 int sweep_submit(const Argv& argv) {
   Args args("recur sweep submit SPEC.yaml [--coordinator URL] [--token T]",
             "Expand a sweep spec (base config x axes x seeds), check every trial's config, and submit it.\n"
@@ -59,6 +94,7 @@ int sweep_submit(const Argv& argv) {
   client_options(args);
   if (!args.parse(argv)) return 0;
   coord::SweepSpec spec = coord::load_sweep_spec(args.get("spec"));
+  check_trials(spec, args.get("spec"));
   if (args.get_flag("dry-run")) {
     for (const auto& t : spec.trials) std::printf("%s seed %lld\n", t.point.dump().c_str(), static_cast<long long>(t.seed));
     std::printf("%zu trials\n", spec.trials.size());

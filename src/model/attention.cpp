@@ -84,7 +84,9 @@ torch::Tensor AttentionImpl::attend(const torch::Tensor& h, const torch::Tensor&
   auto prob = dropatt(torch::softmax(scores, /*dim=*/-1));
   auto out = torch::matmul(prob, v);  // [B,H,T,dh]
   if (n_rsa_ > 0) {
-    auto P = rem->matrices(T, M).to(out.dtype());
+    // The REM part sees the keys the attention sees: the mask is causal (where P is 0 already) and,
+    // with same_length, also hides the keys beyond the memory length from every query.
+    auto P = rem->matrices(T, M).masked_fill(mask.view({1, T, K}), 0.0).to(out.dtype());
     auto rsa = rsa_combine(out.slice(1, 0, n_rsa_), P, v.slice(1, 0, n_rsa_), rem->gate().to(out.dtype()));
     out = torch::cat({rsa, out.slice(1, n_rsa_)}, /*dim=*/1);
   }

@@ -102,13 +102,27 @@ RemImpl::RemImpl(RemOptions o) : options_(std::move(o)) {
     std::vector<double> v = spread(c[t], 1.0, 2.0);
     for (size_t i = 0; i < v.size(); ++i) eta0.push_back(i % 2 == 0 ? v[i] : -v[i]);
   }
-  for (int t : {1, 2, 4, 5}) {
-    std::vector<double> v = spread(c[t], 1.0, 2.0);
-    nu0.insert(nu0.end(), v.begin(), v.end());
+  // Cyclical heads: per (cos, sin) family, cos head i and sin head i form pair i.
+  for (int f : {0, 1}) {
+    const int64_t kc = c[f == 0 ? 1 : 4], ks = c[f == 0 ? 2 : 5];
+    const int64_t offset = static_cast<int64_t>(nu0.size());
+    if (options_.cyclical == CyclicalParams::kSharedPair) {
+      std::vector<double> v = spread(std::max(kc, ks), 1.0, 2.0);
+      nu0.insert(nu0.end(), v.begin(), v.end());
+      for (int64_t i = 0; i < kc; ++i) pair_of_head_.push_back(offset + i);
+      for (int64_t i = 0; i < ks; ++i) pair_of_head_.push_back(offset + i);
+    } else {
+      for (int64_t k : {kc, ks}) {
+        std::vector<double> v = spread(k, 1.0, 2.0);
+        nu0.insert(nu0.end(), v.begin(), v.end());
+      }
+    }
   }
   eta = register_parameter("eta", vector_tensor(eta0));
   nu = register_parameter("nu", vector_tensor(nu0));
-  theta = register_parameter("theta", torch::full({static_cast<int64_t>(nu0.size())}, M_PI / 4));
+  auto theta0 = torch::full({static_cast<int64_t>(nu0.size())}, M_PI / 4);
+  if (options_.cyclical == CyclicalParams::kFixedTheta) theta = register_buffer("theta", theta0);
+  else theta = register_parameter("theta", theta0);
 }
 
 torch::Tensor RemImpl::gate() { return torch::sigmoid(mu).squeeze(0); }
@@ -149,8 +163,16 @@ torch::Tensor RemImpl::parametric_values(const torch::Tensor& lags) {
   // their cos factor is exactly 1.
   const int64_t k1 = c[0], k23 = c[1] + c[2];
   auto lambda = torch::tanh(eta), gamma = torch::sigmoid(nu);
+  torch::Tensor angles = theta;
+  if (!pair_of_head_.empty()) {  // shared pairs: one (nu, theta) per pair, spread to its two heads
+    if (!pair_index_.defined() || pair_index_.device() != lags.device()) {
+      pair_index_ = torch::tensor(pair_of_head_, torch::kInt64).to(lags.device());
+    }
+    gamma = gamma.index_select(0, pair_index_);
+    angles = theta.index_select(0, pair_index_);
+  }
   auto base = torch::cat({lambda.slice(0, 0, k1), gamma.slice(0, 0, k23), lambda.slice(0, k1), gamma.slice(0, k23)});
-  auto angle = torch::cat({theta.new_zeros({k1}), theta.slice(0, 0, k23), theta.new_zeros({c[3]}), theta.slice(0, k23)});
+  auto angle = torch::cat({angles.new_zeros({k1}), angles.slice(0, 0, k23), angles.new_zeros({c[3]}), angles.slice(0, k23)});
   auto phase = power * angle.unsqueeze(1);
   auto wave = torch::where(head_is_sin_, torch::sin(phase), torch::cos(phase));
   return (torch::pow(base.unsqueeze(1), power) * wave).masked_fill(keep.logical_not(), 0.0);
@@ -166,14 +188,18 @@ torch::Tensor RemImpl::toeplitz_values(const torch::Tensor& lags) {
 
 torch::Tensor RemImpl::full_matrices(int64_t qlen, int64_t mlen) {
   const int64_t klen = qlen + mlen;
-  if (qlen > options_.max_qlen || klen > options_.max_klen) {
-    fail("FL REMs hold a {} x {} matrix per head; {} queries over {} keys (memory {}) do not fit "
-         "(raise the FL maximum lengths to cover the longest segment and memory, evaluation included)",
-         options_.max_qlen, options_.max_klen, qlen, klen, mlen);
+  if (qlen > options_.max_qlen) {
+    fail("FL REMs hold a {} x {} matrix per head (one row per query of the training segment); a segment of {} "
+         "queries does not fit: evaluate with eval.tgt_len <= {}", options_.max_qlen, options_.max_klen, qlen,
+         options_.max_qlen);
   }
   // Bottom-right block: query i -> row max_qlen - qlen + i, key j -> column max_klen - klen + j. An entry
-  // (r, c) then always means lag r - c + (max_klen - max_qlen), whatever qlen and mlen are.
-  auto w = weights.slice(1, options_.max_qlen - qlen).slice(2, options_.max_klen - klen);
+  // (r, c) then always means lag r - c + (max_klen - max_qlen), whatever qlen and mlen are. Keys before
+  // column 0 (a memory longer than in training) have lags the matrix never learned: 0.
+  auto w = weights.slice(1, options_.max_qlen - qlen).slice(2, std::max<int64_t>(0, options_.max_klen - klen));
+  if (klen > options_.max_klen) {
+    w = torch::cat({torch::zeros({n_heads_, qlen, klen - options_.max_klen}, w.options()), w}, /*dim=*/2);
+  }
   auto long_options = mu.options().dtype(torch::kInt64);
   auto lag = torch::arange(qlen, long_options).unsqueeze(1) + mlen - torch::arange(klen, long_options).unsqueeze(0);
   auto keep = options_.masked ? lag.ge(1) : lag.ne(0);

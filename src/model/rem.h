@@ -17,6 +17,12 @@ enum class RemType { kRegular, kCyclicalCos, kCyclicalSin, kDilatedRegular, kDil
 // kParametric: the RSA REMs. kToeplitz (TL): one learnable weight per lag 1..K. kFull (FL): a learnable
 // max_qlen x max_klen matrix per head (paper §4.4 ablations; both replace the parametric f).
 enum class RemKind { kParametric, kToeplitz, kFull };
+// How cyclical heads hold (nu, theta). kSharedPair (the default, Table 7's counts): the k-th cos head
+// and the k-th sin head of a family (k2/k3, and k5/k6) share one (nu, theta), the complex eigenvalue
+// pair gamma e^{±i theta} of Proposition 2. kFixedTheta: each cyclical head has its own nu, theta is a
+// constant pi/4 (the other reading that gives Table 7's counts). kPerHead: each cyclical head has its
+// own nu and theta (before 2026-12-01; 4 more parameters per layer at (0,0,0,0,2,2)).
+enum class CyclicalParams { kSharedPair, kFixedTheta, kPerHead };
 
 struct RemOptions {
   RemKind kind = RemKind::kParametric;
@@ -31,10 +37,13 @@ struct RemOptions {
   int64_t truncation = 200;
   // true: causal, f(l) for l >= 1 and 0 elsewhere. false: f(|l|) for l != 0 (P + P^T of the masked REM).
   bool masked = true;
+  CyclicalParams cyclical = CyclicalParams::kSharedPair;
   // Gate pre-activation; gate = sigmoid(mu), one mu per layer (one Rem module is one layer's RSA heads).
   double mu_init = 0.0;
-  // FL: the learnable matrix is [max_qlen, max_klen]; a call matrices(q, m) needs q <= max_qlen and
-  // m + q <= max_klen, and uses its bottom-right q x (m + q) block (so an entry always has the same lag).
+  // FL: the learnable matrix is [max_qlen, max_klen] (the training segment T against T + M keys); a
+  // call matrices(q, m) needs q <= max_qlen and uses the bottom-right q x (m + q) block, so an entry
+  // always means the same (query, lag) pair. Keys beyond max_klen (a longer memory at evaluation)
+  // get 0: lags the training window never saw contribute nothing.
   int64_t max_qlen = 0, max_klen = 0;
 };
 
@@ -53,7 +62,9 @@ class RemImpl : public torch::nn::Module {
   const RemOptions& options() const { return options_; }
 
   // Registered under these names. Parametric: eta [k1 + k4] (regular heads then dilated regular heads),
-  // nu and theta [k2 + k3 + k5 + k6] (cyclical heads in head order), mu [1]. TL: weights [n_heads, K]
+  // nu and theta: kSharedPair [max(k2,k3) + max(k5,k6)] (one per cos/sin pair, non-dilated pairs
+  // first); kFixedTheta nu [k2 + k3 + k5 + k6] and theta a buffer; kPerHead both [k2 + k3 + k5 + k6]
+  // (cyclical heads in head order); mu [1]. TL: weights [n_heads, K]
   // (column l - 1 is lag l), mu. FL: weights [n_heads, max_qlen, max_klen], mu. Unused ones are undefined.
   torch::Tensor eta, nu, theta, weights, mu;
 
@@ -67,6 +78,9 @@ class RemImpl : public torch::nn::Module {
   // Per-head constants of the parametric kind, [n_heads, 1], kept on the parameters' device so that a
   // forward pass copies nothing from the host (a host copy can stall a GPU stream every layer).
   torch::Tensor head_dilation_, head_is_sin_;
+  // Cyclical head -> index into nu/theta (undefined: the identity, one entry per head).
+  std::vector<int64_t> pair_of_head_;
+  torch::Tensor pair_index_;
 };
 TORCH_MODULE(Rem);
 

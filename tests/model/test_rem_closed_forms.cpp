@@ -18,8 +18,12 @@ namespace {
 
 using ::testing::HasSubstr;
 
-RemOptions parametric(std::vector<int64_t> counts, std::vector<int64_t> dilations, int64_t K = 200, bool masked = true) {
+// Per-head cyclical parameters, so that the closed-form tests can give every head its own (nu, theta);
+// the default pairing (kSharedPair) is tested against this layout in CyclicalPairsShareNuAndTheta.
+RemOptions parametric(std::vector<int64_t> counts, std::vector<int64_t> dilations, int64_t K = 200, bool masked = true,
+                      CyclicalParams cyclical = CyclicalParams::kPerHead) {
   RemOptions o;
+  o.cyclical = cyclical;
   o.counts = std::move(counts);
   o.dilations = std::move(dilations);
   o.truncation = K;
@@ -430,8 +434,78 @@ TEST(Rem, FullUsesTheBottomRightBlockAndRefusesLongerSpans) {
         }
       }
     }
-    EXPECT_THAT([&] { fl->matrices(6, 0); }, ::testing::ThrowsMessage<Error>(HasSubstr("do not fit")));
-    EXPECT_THAT([&] { fl->matrices(3, 7); }, ::testing::ThrowsMessage<Error>(HasSubstr("do not fit")));
+    EXPECT_THAT([&] { fl->matrices(6, 0); }, ::testing::ThrowsMessage<Error>(HasSubstr("does not fit")));
+    // A memory longer than in training: the keys beyond the learned span (lags never seen) get 0, the
+    // others the same entries as before.
+    for (auto [q, m] : std::vector<std::pair<int64_t, int64_t>>{{3, 7}, {5, 20}, {1, 30}}) {
+      auto P = fl->matrices(q, m);
+      ASSERT_EQ(P.sizes(), (std::vector<int64_t>{2, q, q + m}));
+      const int64_t extra = q + m - 9;
+      EXPECT_TRUE(torch::equal(P.slice(2, 0, extra), torch::zeros({2, q, extra}, torch::kFloat64)));
+      for (int64_t h = 0; h < 2; ++h) {
+        for (int64_t i = 0; i < q; ++i) {
+          for (int64_t j = extra; j < q + m; ++j) {
+            const int64_t l = i + m - j, r = 5 - q + i, c = j - extra;
+            const bool kept = masked ? l >= 1 : l != 0;
+            EXPECT_EQ(P[h][i][j].item<double>(), kept ? fl->weights[h][r][c].item<double>() : 0.0);
+          }
+        }
+      }
+    }
+  }
+}
+
+// Table 7: RSA-XL adds 5 parameters per layer at (0,0,0,0,2,2) and 7 at (0,0,0,2,2,2). With the default
+// pairing the k-th cos and k-th sin head of a family share (nu, theta) (Proposition 2's eigenvalue pair
+// gamma e^{±i theta}); the matrices equal the per-head layout with each pair's values copied to both heads.
+TEST(Rem, CyclicalPairsShareNuAndTheta) {
+  auto count = [](Rem& r) {
+    int64_t n = 0;
+    for (const auto& p : r->parameters()) n += p.numel();
+    return n;
+  };
+  Rem text8(parametric({0, 0, 0, 0, 2, 2}, {3, 6, 9, 12}, 200, true, CyclicalParams::kSharedPair));
+  EXPECT_EQ(count(text8), 5);
+  EXPECT_EQ(text8->nu.numel(), 2);
+  Rem wt103(parametric({0, 0, 0, 2, 2, 2}, {12, 24, 12, 24, 12, 24}, 200, true, CyclicalParams::kSharedPair));
+  EXPECT_EQ(count(wt103), 7);
+  Rem per_head(parametric({0, 0, 0, 0, 2, 2}, {3, 6, 9, 12}, 200, true, CyclicalParams::kPerHead));
+  EXPECT_EQ(count(per_head), 9);
+  RemOptions fixed = parametric({0, 0, 0, 0, 2, 2}, {3, 6, 9, 12}, 200, true, CyclicalParams::kFixedTheta);
+  Rem fixed_theta(fixed);
+  EXPECT_EQ(count(fixed_theta), 5);
+  EXPECT_EQ(fixed_theta->nu.numel(), 4);
+  EXPECT_FALSE(fixed_theta->theta.requires_grad());
+  // Pairs with unequal family sizes: (k2, k3) = (2, 1), (k5, k6) = (1, 2): pairs 0,1 | 2,3.
+  for (auto counts : std::vector<std::vector<int64_t>>{{1, 2, 1, 0, 1, 2}, {0, 1, 1, 1, 2, 2}}) {
+    std::vector<int64_t> dil(static_cast<size_t>(counts[3] + counts[4] + counts[5]), 2);
+    Rem shared(parametric(counts, dil, 200, true, CyclicalParams::kSharedPair));
+    Rem wide(parametric(counts, dil, 200, true, CyclicalParams::kPerHead));
+    shared->to(torch::kFloat64);
+    wide->to(torch::kFloat64);
+    const int64_t f0 = std::max(counts[1], counts[2]), f1 = std::max(counts[4], counts[5]);
+    ASSERT_EQ(shared->nu.numel(), f0 + f1);
+    std::vector<double> nu, theta, wide_nu, wide_theta;
+    for (int64_t p = 0; p < f0 + f1; ++p) {
+      nu.push_back(0.3 + 0.4 * p);
+      theta.push_back(0.2 + 0.5 * p);
+    }
+    set(shared->nu, nu);
+    set(shared->theta, theta);
+    set(shared->eta, std::vector<double>(static_cast<size_t>(counts[0] + counts[3]), 0.7));
+    set(wide->eta, std::vector<double>(static_cast<size_t>(counts[0] + counts[3]), 0.7));
+    for (int64_t f = 0; f < 2; ++f) {
+      const int64_t offset = f == 0 ? 0 : f0;
+      for (int64_t k : {counts[f == 0 ? 1 : 4], counts[f == 0 ? 2 : 5]}) {
+        for (int64_t i = 0; i < k; ++i) {
+          wide_nu.push_back(nu[static_cast<size_t>(offset + i)]);
+          wide_theta.push_back(theta[static_cast<size_t>(offset + i)]);
+        }
+      }
+    }
+    set(wide->nu, wide_nu);
+    set(wide->theta, wide_theta);
+    EXPECT_TRUE(torch::allclose(shared->matrices(9, 4), wide->matrices(9, 4), 1e-14, 1e-15));
   }
 }
 

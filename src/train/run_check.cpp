@@ -1,0 +1,74 @@
+// See run_check.h.
+#include "train/run_check.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <string>
+
+#include "core/config.h"
+#include "core/error.h"
+#include "model/model.h"
+
+namespace recur::train {
+namespace {
+
+bool xl_with_memory(const Config& c) {
+  const std::string t = c.get_string("model.type");
+  return (t == "xl" || t == "rsa_xl" || t == "tl_xl" || t == "fl_xl") && c.get_int("model.mem_len") > 0;
+}
+
+void check_eval(const Config& c, const EvalSettings& s, const char* which) {
+  const std::string type = c.get_string("model.type");
+  const int64_t T = c.get_int("train.tgt_len");
+  if (s.tgt_len < 1) fail("config error: {} evaluation segment length is {}", which, s.tgt_len);
+  if (s.mem_len < 0) fail("config error: {} evaluation memory length is {}", which, s.mem_len);
+  if (type == "fl_xl" && s.tgt_len > T) {
+    fail("config error: fl_xl learns one matrix row per query of the training segment (train.tgt_len = {}); the {} "
+         "evaluation uses segments of {}: set {} <= {}", T, which, s.tgt_len,
+         std::string(which) == "final" ? "eval.tgt_len" : "eval.train_tgt_len", T);
+  }
+}
+
+}  // namespace
+
+EvalSettings final_eval_settings(const Config& c) {
+  EvalSettings s;
+  s.tgt_len = c.get_int("eval.tgt_len") > 0 ? c.get_int("eval.tgt_len") : c.get_int("train.tgt_len");
+  s.mem_len = c.get_int("eval.mem_len") >= 0 ? c.get_int("eval.mem_len") : c.get_int("model.mem_len");
+  s.clamp_len = c.get_int("eval.clamp_len") >= 0 ? c.get_int("eval.clamp_len") : c.get_int("model.clamp_len");
+  s.same_length = c.get_bool("eval.same_length");
+  return s;
+}
+
+EvalSettings periodic_eval_settings(const Config& c) {
+  EvalSettings s;
+  const int64_t T = c.get_int("train.tgt_len"), M = c.get_int("model.mem_len");
+  const bool xl = xl_with_memory(c);
+  s.tgt_len = c.get_int("eval.train_tgt_len") > 0 ? c.get_int("eval.train_tgt_len") : xl ? std::min<int64_t>(128, T) : T;
+  s.mem_len = c.get_int("eval.train_mem_len") >= 0 ? c.get_int("eval.train_mem_len") : xl ? M + T - s.tgt_len : M;
+  s.clamp_len = c.get_int("model.clamp_len");
+  s.same_length = c.get_bool("eval.train_same_length");
+  return s;
+}
+
+Config with_eval_settings(const Config& c, const EvalSettings& s) {
+  Config out = c;
+  out.set("eval.tgt_len", std::to_string(s.tgt_len));
+  out.set("eval.mem_len", std::to_string(s.mem_len));
+  out.set("eval.clamp_len", std::to_string(s.clamp_len));
+  out.set("eval.same_length", s.same_length ? "true" : "false");
+  return out;
+}
+
+void check_eval_settings(const Config& c) {
+  check_eval(c, final_eval_settings(c), "final");
+  if (c.get_int("train.eval_every") > 0) check_eval(c, periodic_eval_settings(c), "during-training");
+}
+
+void check_run_config(const Config& c, int64_t vocab) {
+  check_eval_settings(c);
+  model::make_model(c, vocab);  // every check of the factory, the evaluation settings it reads included
+}
+
+}  // namespace recur::train
