@@ -8,6 +8,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "data/dataset.h"
 #include "model/model.h"
 
 namespace recur::train {
@@ -64,6 +65,17 @@ Config with_eval_settings(const Config& c, const EvalSettings& s) {
 void check_eval_settings(const Config& c) {
   check_eval(c, final_eval_settings(c), "final");
   if (c.get_int("train.eval_every") > 0) check_eval(c, periodic_eval_settings(c), "during-training");
+}
+
+void check_splits(const Config& c, const data::Dataset& ds) {
+  std::vector<std::string> needed = {"train", "valid"};
+  for (const auto& s : c.get_string_list("eval.extra_splits")) needed.push_back(s);
+  for (size_t i = 0; i < needed.size(); ++i) {
+    if (ds.has_split(needed[i])) continue;
+    fail("{}: the dataset {} has no split '{}' (needed for {}); its splits are listed in {}/manifest.json",
+         i < 2 ? "config error" : "config error in eval.extra_splits", ds.dir(), needed[i],
+         i == 0 ? "training" : i == 1 ? "evaluation" : "the final evaluation", ds.dir());
+  }
 }
 
 void check_run_config(const Config& c, int64_t vocab) {

@@ -10,6 +10,9 @@
 namespace recur {
 class Config;
 }
+namespace recur::data {
+class Dataset;
+}
 
 namespace recur::train {
 
@@ -34,6 +37,9 @@ Config with_eval_settings(const Config& config, const EvalSettings& s);
 
 // Throws a recur::Error naming the problem: both evaluation settings against the model type.
 void check_eval_settings(const Config& config);
+// Every split the run will read exists: train, valid (evaluated during and after training) and each
+// of eval.extra_splits; so a missing split ends the run before step 1, not after the last step.
+void check_splits(const Config& config, const data::Dataset& dataset);
 // check_eval_settings, then builds the model once (every check of the factory). `vocab`: the dataset's
 // vocabulary size.
 void check_run_config(const Config& config, int64_t vocab);

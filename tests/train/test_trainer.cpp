@@ -1,5 +1,6 @@
 // Training end to end on a small real dataset: the loss falls below a stated bound for XL and RSA-XL,
-// the run directory holds what it promises, evaluation reproduces, and the schedules match closed forms.
+// the run directory holds what it promises, evaluation reproduces (and its overlapping-window protocol
+// matches a naive loop), and the schedules and AdamW's decay groups match closed forms.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -11,7 +12,11 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "data/corpora.h"
+#include "data/dataset.h"
 #include "data/gen.h"
+#include "model/model.h"
+#include "train/optimizer.h"
+#include "train/options.h"
 #include "train/trainer.h"
 #include "../common/runs.h"
 
@@ -77,6 +82,16 @@ TEST_F(TrainerTest, XlAndRsaXlDriveLossBelowBound) {
     auto again = run_evaluation(run, "valid", {});
     EXPECT_NEAR(again["loss"].get<double>(), result["loss"].get<double>(), 1e-6) << type;
   }
+}
+
+// Issue 17, finding 8: a split the run needs at the end (valid, eval.extra_splits) is checked before
+// step 1, so a typo costs seconds, not the whole run.
+TEST_F(TrainerTest, MissingSplitsAreFoundBeforeTheFirstStep) {
+  const std::string run = root_ + "/missing-split";
+  EXPECT_THAT([&] { run_training(config("xl", {"train.steps=50", "eval.extra_splits=[nosuch]"}), run); },
+              ::testing::ThrowsMessage<Error>(HasSubstr("no split 'nosuch'")));
+  EXPECT_FALSE(path_exists(run + "/metrics.jsonl")) << "training started before the split was checked";
+  EXPECT_FALSE(path_exists(run + "/checkpoints"));
 }
 
 TEST_F(TrainerTest, EveryTinyConfigTrains) {
@@ -149,6 +164,98 @@ TEST_F(TrainerTest, NonFiniteLossStopsWithStepAndHint) {
     EXPECT_THAT(e.what(), HasSubstr("at step"));
     EXPECT_THAT(e.what(), HasSubstr("train.nan_policy"));
   }
+}
+
+// A stand-in model for the evaluation protocol: it records every window it is given and predicts
+// uniformly where a position has at least `context` earlier tokens in its window, and a confident wrong
+// token (0, absent from the corpus) elsewhere, so a scored position with less context raises the loss.
+class WindowRecorder : public model::LanguageModel {
+ public:
+  WindowRecorder(int64_t vocab, int64_t context) : vocab_(vocab), context_(context) {
+    register_parameter("unused", torch::zeros({1}));
+  }
+  model::ForwardResult forward(const torch::Tensor& tokens, const model::State&) override {
+    for (int64_t r = 0; r < tokens.size(0); ++r) windows.push_back(tokens[r].clone());
+    auto logits = torch::zeros({tokens.size(0), tokens.size(1), vocab_});
+    logits.slice(1, 0, context_).select(2, 0).fill_(50.0);
+    return {logits, {}};
+  }
+  std::string type() const override { return "window_recorder"; }
+  std::vector<torch::Tensor> windows;
+
+ private:
+  int64_t vocab_, context_;
+};
+
+// eval.score_last = N with windows of T: windows start every N tokens and score their last N positions
+// (the last window may be shorter), so every scored position has T - N earlier tokens in its window,
+// and every target of the split after the first T - N is scored exactly once: checked with a naive loop
+// over the windows the model saw, at the R-Transformer's 400/320 and at 10/8.
+TEST_F(TrainerTest, OverlappingWindowEvaluationScoresTheLastPositions) {
+  auto ds = data::Dataset::open(root_ + "/data", false);
+  const data::Split& split = ds->split("valid");
+  const int64_t L = static_cast<int64_t>(split.tokens());
+  std::vector<int64_t> tokens(static_cast<size_t>(L));
+  split.read_tokens(0, static_cast<uint64_t>(L), tokens.data());
+  for (auto [T, N] : std::vector<std::pair<int64_t, int64_t>>{{400, 320}, {10, 8}}) {
+    SCOPED_TRACE("window " + std::to_string(T) + " stride " + std::to_string(N));
+    const int64_t C = T - N;
+    WindowRecorder model(256, C);
+    Config c = Config::from_overrides({"eval.tgt_len=" + std::to_string(T), "eval.score_last=" + std::to_string(N), "eval.batch_size=3"});
+    auto j = evaluate(model, *ds, "valid", c);
+    EXPECT_NEAR(j["loss"].get<double>(), std::log(256.0), 1e-9);  // no scored position has less context
+    EXPECT_EQ(j["positions"].get<double>(), static_cast<double>(L - 1 - C));
+    // The naive loop: window k starts at kN and holds min(T, L - 1 - kN) inputs; it scores the targets
+    // kN + 1 + t for t in [C, its length). Together: every target in [C + 1, L) once.
+    std::vector<int> scored(static_cast<size_t>(L), 0);
+    int64_t k = 0;
+    for (int64_t s = 0; s + C < L - 1; s += N, ++k) {
+      ASSERT_LT(k, static_cast<int64_t>(model.windows.size()));
+      const int64_t len = std::min(T, L - 1 - s);
+      const auto& w = model.windows[static_cast<size_t>(k)];
+      ASSERT_EQ(w.size(0), len) << "window " << k;
+      EXPECT_TRUE(torch::equal(w, torch::tensor(std::vector<int64_t>(tokens.begin() + s, tokens.begin() + s + len)))) << k;
+      if (len == T) EXPECT_EQ(len - C, N);  // a full window scores its last N = 320 of 400
+      for (int64_t t = C; t < len; ++t) ++scored[static_cast<size_t>(s + 1 + t)];
+    }
+    EXPECT_EQ(k, static_cast<int64_t>(model.windows.size()));
+    for (int64_t target = 1; target < L; ++target) EXPECT_EQ(scored[static_cast<size_t>(target)], target > C ? 1 : 0) << target;
+  }
+  WindowRecorder model(256, 0);
+  try {
+    evaluate(model, *ds, "valid", Config::from_overrides({"eval.tgt_len=10", "eval.score_last=11"}));
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("eval.score_last = 11"));
+  }
+}
+
+// AdamW as nanoGPT's configure_optimizers: weight decay on the parameters of two or more dimensions only.
+// With zero gradients Adam's step is 0, so one step is the decoupled decay alone: p (1 - lr wd) or p.
+TEST(Optimizer, AdamwDecaysOnlyMatricesAndEmbeddings) {
+  Config c = Config::from_overrides({"model.type=gpt", "model.n_layer=1", "model.n_head=2", "model.d_model=8",
+                                     "model.pos_enc=learned", "model.max_len=8", "train.optimizer=adamw", "train.lr=0.1",
+                                     "train.weight_decay=0.5"});
+  auto model = model::make_model(c, 11);
+  auto opt = make_optimizer(TrainOptions::from(c), model->parameters());
+  ASSERT_EQ(opt->param_groups().size(), 2u);
+  std::map<std::string, torch::Tensor> before;
+  for (const auto& p : model->named_parameters()) {
+    before[p.key()] = p.value().detach().clone();
+    p.value().mutable_grad() = torch::zeros_like(p.value());
+  }
+  opt->step();
+  int matrices = 0, vectors = 0;
+  for (const auto& p : model->named_parameters()) {
+    const bool decayed = p.value().dim() >= 2;
+    (decayed ? matrices : vectors) += 1;
+    EXPECT_TRUE(torch::allclose(p.value(), before[p.key()] * (decayed ? 1.0 - 0.1 * 0.5 : 1.0), 1e-6, 0.0)) << p.key();
+  }
+  EXPECT_EQ(matrices, 6);  // wte, wpe, c_attn, attn.c_proj, c_fc, mlp.c_proj
+  EXPECT_EQ(vectors, 3);   // ln_1, ln_2, ln_f gains
+  // Adam and SGD keep one group with the configured decay.
+  Config a = Config::from_overrides({"train.optimizer=adam", "train.weight_decay=0.5"});
+  EXPECT_EQ(make_optimizer(TrainOptions::from(a), model->parameters())->param_groups().size(), 1u);
 }
 
 TEST(Schedules, MatchClosedForms) {
