@@ -83,6 +83,8 @@ const std::vector<KeySpec>& config_schema() {
        "traffic; gradients are rounded to bf16 before summing)", {"fp32", "bf16"}},
       {"train.first_bucket_mb", ValueType::kFloat, "1.0", "size of the first gradient bucket (MiB)", {}, 1e-6},
       {"train.bucket_mb", ValueType::kFloat, "25.0", "size of the other gradient buckets (MiB)", {}, 1e-6},
+      {"train.collective_timeout_s", ValueType::kFloat, "600", "deadline of every collective between ranks and of NCCL "
+       "init (s): a rank still waiting after it ends the job naming itself and the operation (0 = no deadline)", {}, 0.0},
       {"train.threads", ValueType::kInt, "0", "intra-op CPU threads (0 = LibTorch's default)", {}, 0},
       // --- checkpoint -------------------------------------------------------------------------
       {"checkpoint.every_steps", ValueType::kInt, "0", "save every N steps (0 = only at the end and on a stop signal)", {}, 0},

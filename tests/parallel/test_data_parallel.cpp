@@ -10,6 +10,7 @@
 #include <random>
 
 #include "core/config.h"
+#include "core/error.h"
 #include "core/fs.h"
 #include "data/corpora.h"
 #include "model/model.h"
@@ -148,6 +149,23 @@ TEST(Reducer, BucketsCoverEveryParameterExactlyOnce) {
   for (size_t i = 0; i < params.size(); ++i) {
     EXPECT_TRUE(torch::allclose(params[i].grad(), torch::full_like(params[i], 2.0 * (i + 1)))) << i;
   }
+}
+
+// A world of one needs no MPI runtime, on a GPU either: `auto` gives the single communicator, which
+// keeps the deadline it was given (and passes it to its host duplicate). A negative deadline is an error.
+TEST(Communicator, AutoInAWorldOfOneIsSingleEvenOnCuda) {
+  parallel::LaunchInfo alone;
+  parallel::CommunicatorOptions o;
+  o.cuda = true;
+  o.timeout_s = 12.5;
+  auto comm = parallel::make_communicator("auto", alone, o);
+  EXPECT_EQ(comm->backend(), "single");
+  EXPECT_EQ(comm->timeout_s(), 12.5);
+  EXPECT_EQ(comm->host_duplicate()->timeout_s(), 12.5);
+  EXPECT_EQ(parallel::make_communicator("auto", alone, /*cuda=*/true)->backend(), "single");
+  o.timeout_s = -1;
+  EXPECT_THAT([&] { parallel::make_communicator("auto", alone, o); },
+              ::testing::ThrowsMessage<Error>(::testing::HasSubstr("train.collective_timeout_s")));
 }
 
 }  // namespace
