@@ -193,6 +193,21 @@ std::shared_ptr<LanguageModel> make_model(const Config& c, int64_t vocab_size) {
     o.brt.states = c.get_int("model.brt_states");
     o.brt.lstm_gate = c.get_string("model.brt_gate") == "lstm";
     o.brt.state_ffn = c.get_bool("model.brt_state_ffn");
+    // The state reaches the loss only through the later windows of its own segment (it is carried to the
+    // next segment without gradient), so a one-window segment never trains the state update.
+    const int64_t W = o.brt.window, T = c.get_int("train.tgt_len");
+    const int64_t eval_T = c.get_int("eval.tgt_len") > 0 ? c.get_int("eval.tgt_len") : T;
+    if (T <= W) {
+      fail("config error: train.tgt_len = {} is a single window of model.brt_window = {}: the block-recurrent state "
+           "update learns only from the later windows of the same segment (the state is carried to the next segment "
+           "without gradient), so it would never train; use segments of two or more windows",
+           T, W);
+    }
+    if (T % W != 0 || eval_T % W != 0) {
+      fail("config error: train.tgt_len = {} and eval.tgt_len = {} (0 = train.tgt_len) must be multiples of "
+           "model.brt_window = {}, so that training and evaluation step the block-recurrent state once per whole window",
+           T, c.get_int("eval.tgt_len"), W);
+    }
   } else if (type == "transformer" || type == "rsa_transformer") {
     a.relative = false;
   } else {
@@ -204,7 +219,9 @@ std::shared_ptr<LanguageModel> make_model(const Config& c, int64_t vocab_size) {
   }
   if (rsa) {
     RemOptions r = rem_options(c, type, a.n_head);
-    o.rem_for_layer = [r](int64_t) { return std::optional<RemOptions>(r); };
+    // RSA-BRT: the recurrent layer keeps plain heads (Table 7: REMs in 13 of 14 layers).
+    const int64_t plain = o.brt_layer;
+    o.rem_for_layer = [r, plain](int64_t layer) { return layer == plain ? std::nullopt : std::optional<RemOptions>(r); };
   }
   return std::make_shared<TransformerLm>(o);
 }

@@ -90,7 +90,7 @@ TransformerLm::TransformerLm(LmOptions o) : options_(std::move(o)) {
 }
 
 // The reference initialisation: weights N(0, init_std), biases 0, LayerNorm weight N(1, init_std);
-// REM parameters keep their own initialisation.
+// REM parameters keep their own initialisation, the block-recurrent state parameters get meliad's scales.
 void TransformerLm::reset_parameters() {
   torch::NoGradGuard no_grad;
   const double std = options_.init_std;
@@ -104,6 +104,7 @@ void TransformerLm::reset_parameters() {
     else if (is_ln) p.normal_(1.0, std);
     else p.normal_(0.0, std);
   }
+  if (options_.brt_layer >= 0) layers[options_.brt_layer]->as<BlockRecurrentLayerImpl>()->reset_state_parameters();
 }
 
 void TransformerLm::set_eval_settings(int64_t mem_len, bool same_length, int64_t clamp_len) {
