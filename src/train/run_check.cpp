@@ -24,6 +24,12 @@ void check_eval(const Config& c, const EvalSettings& s, const char* which) {
   const int64_t T = c.get_int("train.tgt_len");
   if (s.tgt_len < 1) fail("config error: {} evaluation segment length is {}", which, s.tgt_len);
   if (s.mem_len < 0) fail("config error: {} evaluation memory length is {}", which, s.mem_len);
+  const bool brt = type == "brt" || type == "rsa_brt";
+  if (brt && s.tgt_len % c.get_int("model.brt_window") != 0) {
+    fail("config error: a BRT evaluates whole windows of model.brt_window = {}; the {} evaluation uses segments of {}: "
+         "set {} to a multiple of {}", c.get_int("model.brt_window"), which, s.tgt_len,
+         std::string(which) == "final" ? "eval.tgt_len" : "eval.train_tgt_len", c.get_int("model.brt_window"));
+  }
   if (type == "fl_xl" && s.tgt_len > T) {
     fail("config error: fl_xl learns one matrix row per query of the training segment (train.tgt_len = {}); the {} "
          "evaluation uses segments of {}: set {} <= {}", T, which, s.tgt_len,
