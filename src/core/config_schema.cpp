@@ -4,6 +4,11 @@
 
 namespace recur {
 
+// Upper bounds of size-like keys: far above any run this code is for, low enough that a typo (an extra
+// zero or three) is a config error instead of a hang or an allocation the machine cannot make.
+constexpr double kMaxLayers = 1024, kMaxHeads = 1024, kMaxWidth = 1 << 18, kMaxLength = 1 << 20;
+constexpr double kMaxBatch = 1 << 20, kMaxThreads = 1024, kMaxBucketMb = 1 << 16, kMaxVocab = 4294967296.0;  // uint32 tokens
+
 const std::vector<KeySpec>& config_schema() {
   static const std::vector<KeySpec> schema = {
       // --- data -------------------------------------------------------------------------------
@@ -17,42 +22,42 @@ const std::vector<KeySpec>& config_schema() {
       {"model.type", ValueType::kString, "\"xl\"", "model family",
        {"transformer", "rsa_transformer", "xl", "rsa_xl", "tl_xl", "fl_xl", "brt", "rsa_brt", "r_transformer",
         "recurrent_transformer"}},
-      {"model.n_layer", ValueType::kInt, "12", "layers", {}, 1},
-      {"model.n_head", ValueType::kInt, "8", "attention heads per layer", {}, 1},
-      {"model.d_model", ValueType::kInt, "512", "model width", {}, 1},
-      {"model.d_head", ValueType::kInt, "0", "head size (0 = d_model / n_head, which must then divide)", {}, 0},
-      {"model.d_inner", ValueType::kInt, "2048", "feed-forward inner width", {}, 1},
+      {"model.n_layer", ValueType::kInt, "12", "layers", {}, 1, kMaxLayers},
+      {"model.n_head", ValueType::kInt, "8", "attention heads per layer", {}, 1, kMaxHeads},
+      {"model.d_model", ValueType::kInt, "512", "model width", {}, 1, kMaxWidth},
+      {"model.d_head", ValueType::kInt, "0", "head size (0 = d_model / n_head, which must then divide)", {}, 0, kMaxWidth},
+      {"model.d_inner", ValueType::kInt, "2048", "feed-forward inner width", {}, 1, kMaxWidth},
       {"model.dropout", ValueType::kFloat, "0.1", "dropout on embeddings, attention output and feed-forward", {}, 0.0, 1.0},
       {"model.dropatt", ValueType::kFloat, "0.0", "dropout on attention probabilities (softmax part only)", {}, 0.0, 1.0},
       {"model.pre_ln", ValueType::kBool, "false", "pre-LayerNorm sublayers (default post-LN, as the reference XL)"},
       {"model.init_std", ValueType::kFloat, "0.02", "std of the normal initialisation (LayerNorm weights: mean 1)", {}, 0.0},
-      {"model.vocab_size", ValueType::kInt, "0", "vocabulary size; 0 = from the dataset manifest (else must match it)", {}, 0},
-      {"model.mem_len", ValueType::kInt, "512", "XL memory length M (0 = no memory)", {}, 0},
+      {"model.vocab_size", ValueType::kInt, "0", "vocabulary size; 0 = from the dataset manifest (else must match it)", {}, 0, kMaxVocab},
+      {"model.mem_len", ValueType::kInt, "512", "XL memory length M (0 = no memory)", {}, 0, kMaxLength},
       {"model.clamp_len", ValueType::kInt, "-1", "XL: clamp relative positions to this distance (<= 0: no clamp)"},
       {"model.same_length", ValueType::kBool, "false", "XL: every query sees the same number of keys during training"},
       {"model.pos_enc", ValueType::kString, "\"sinusoidal\"", "transformer: absolute position encoding",
        {"sinusoidal", "learned", "none"}},
-      {"model.max_len", ValueType::kInt, "1024", "transformer with learned positions: longest segment", {}, 1},
-      {"model.n_rsa_heads", ValueType::kInt, "0", "RSA heads per layer (the first heads); sum of model.rem_types", {}, 0},
+      {"model.max_len", ValueType::kInt, "1024", "transformer with learned positions: longest segment", {}, 1, kMaxLength},
+      {"model.n_rsa_heads", ValueType::kInt, "0", "RSA heads per layer (the first heads); sum of model.rem_types", {}, 0, kMaxHeads},
       {"model.rem_types", ValueType::kIntList, "[0, 0, 0, 0, 0, 0]",
-       "(k1..k6): RSA heads of each REM type: regular, cos, sin, dilated regular, dilated cos, dilated sin", {}, 0},
-      {"model.dilations", ValueType::kIntList, "[]", "one dilation per dilated RSA head (k4+k5+k6 values)", {}, 1},
+       "(k1..k6): RSA heads of each REM type: regular, cos, sin, dilated regular, dilated cos, dilated sin", {}, 0, kMaxHeads},
+      {"model.dilations", ValueType::kIntList, "[]", "one dilation per dilated RSA head (k4+k5+k6 values)", {}, 1, kMaxLength},
       {"model.mu_init", ValueType::kFloat, "0.0", "initial RSA gate pre-activation mu (gate = sigmoid(mu))"},
       {"model.rem_truncation", ValueType::kInt, "200", "K: REM entries with power beyond K are 0 (TL: lags 1..K)", {}, 1},
       {"model.rsa_drop_rel_pos", ValueType::kBool, "false", "rsa_xl: RSA heads drop the relative-position term"},
       {"model.fl_max_len", ValueType::kInt, "0", "fl_xl: size of the learnable matrix (0 = train.tgt_len + model.mem_len)", {}, 0},
       {"model.brt_layer", ValueType::kInt, "-3", "brt/rsa_brt: index of the block-recurrent layer (negative: from the top; -3 = third from the top)"},
-      {"model.brt_window", ValueType::kInt, "512", "brt/rsa_brt: window W of tokens processed per recurrent step", {}, 1},
-      {"model.brt_states", ValueType::kInt, "512", "brt/rsa_brt: number S of recurrent state vectors", {}, 1},
+      {"model.brt_window", ValueType::kInt, "512", "brt/rsa_brt: window W of tokens processed per recurrent step", {}, 1, kMaxLength},
+      {"model.brt_states", ValueType::kInt, "512", "brt/rsa_brt: number S of recurrent state vectors", {}, 1, kMaxLength},
       {"model.brt_gate", ValueType::kString, "\"fixed\"", "brt/rsa_brt: state gate", {"fixed", "lstm"}},
       {"model.brt_state_ffn", ValueType::kBool, "false", "brt/rsa_brt: feed-forward on the state update (false = skip)"},
       {"model.rnn_type", ValueType::kString, "\"gru\"", "r_transformer: the LocalRNN's cell", {"gru", "lstm", "rnn"}},
-      {"model.local_window", ValueType::kInt, "7", "r_transformer: LocalRNN window k", {}, 1},
-      {"model.rt_window", ValueType::kInt, "1", "recurrent_transformer: window w of hidden vectors and new tokens per step (1 = the paper)", {}, 1},
+      {"model.local_window", ValueType::kInt, "7", "r_transformer: LocalRNN window k", {}, 1, kMaxLength},
+      {"model.rt_window", ValueType::kInt, "1", "recurrent_transformer: window w of hidden vectors and new tokens per step (1 = the paper)", {}, 1, kMaxLength},
       // --- train ------------------------------------------------------------------------------
       {"train.steps", ValueType::kInt, "1000", "optimizer steps to run", {}, 0},
-      {"train.batch_size", ValueType::kInt, "22", "global batch size (sequences per step, all ranks together)", {}, 1},
-      {"train.tgt_len", ValueType::kInt, "512", "tokens per training segment (T)", {}, 1},
+      {"train.batch_size", ValueType::kInt, "22", "global batch size (sequences per step, all ranks together)", {}, 1, kMaxBatch},
+      {"train.tgt_len", ValueType::kInt, "512", "tokens per training segment (T)", {}, 1, kMaxLength},
       {"train.seed", ValueType::kInt, "1", "seed for initialisation, dropout and the data sampler", {}, 0},
       {"train.log_every", ValueType::kInt, "10", "steps between progress lines and metrics.jsonl records", {}, 1},
       {"train.optimizer", ValueType::kString, "\"adam\"", "optimizer (sgd: plain, no momentum)", {"adam", "adamw", "sgd"}},
@@ -66,8 +71,8 @@ const std::vector<KeySpec>& config_schema() {
       {"train.warmup_steps", ValueType::kInt, "0", "linear warmup steps (cosine schedule)", {}, 0},
       {"train.min_lr", ValueType::kFloat, "0.0", "cosine schedule: final learning rate", {}, 0.0},
       {"train.halve_every_epochs", ValueType::kFloat, "5", "halve schedule: epochs between halvings", {}, 1e-9},
-      {"train.loss_last", ValueType::kInt, "0", "stream tasks: compute the loss only on the last N positions of each segment (0 = all; R-Transformer protocol)", {}, 0},
-      {"train.grad_accum", ValueType::kInt, "1", "micro-batches per optimizer step (train.batch_size is split among them)", {}, 1},
+      {"train.loss_last", ValueType::kInt, "0", "stream tasks: compute the loss only on the last N positions of each segment (0 = all; R-Transformer protocol)", {}, 0, kMaxLength},
+      {"train.grad_accum", ValueType::kInt, "1", "micro-batches per optimizer step (train.batch_size is split among them)", {}, 1, kMaxBatch},
       {"train.sampler", ValueType::kString, "\"auto\"", "batch order: ordered (XL streams), crop (random windows); auto "
        "picks ordered for models that carry state", {"auto", "ordered", "crop"}},
       {"train.nan_policy", ValueType::kString, "\"stop\"", "on a NaN/inf loss: stop with the step, or skip the update",
@@ -81,11 +86,11 @@ const std::vector<KeySpec>& config_schema() {
        "gradients and optimizer)", {"fp32", "bf16"}},
       {"train.reduce_dtype", ValueType::kString, "\"fp32\"", "dtype of the gradient all-reduce: fp32, or bf16 (half the "
        "traffic; gradients are rounded to bf16 before summing)", {"fp32", "bf16"}},
-      {"train.first_bucket_mb", ValueType::kFloat, "1.0", "size of the first gradient bucket (MiB)", {}, 1e-6},
-      {"train.bucket_mb", ValueType::kFloat, "25.0", "size of the other gradient buckets (MiB)", {}, 1e-6},
+      {"train.first_bucket_mb", ValueType::kFloat, "1.0", "size of the first gradient bucket (MiB)", {}, 1e-6, kMaxBucketMb},
+      {"train.bucket_mb", ValueType::kFloat, "25.0", "size of the other gradient buckets (MiB)", {}, 1e-6, kMaxBucketMb},
       {"train.collective_timeout_s", ValueType::kFloat, "600", "deadline of every collective between ranks and of NCCL "
        "init (s): a rank still waiting after it ends the job naming itself and the operation (0 = no deadline)", {}, 0.0},
-      {"train.threads", ValueType::kInt, "0", "intra-op CPU threads (0 = LibTorch's default)", {}, 0},
+      {"train.threads", ValueType::kInt, "0", "intra-op CPU threads (0 = LibTorch's default)", {}, 0, kMaxThreads},
       // --- checkpoint -------------------------------------------------------------------------
       {"checkpoint.every_steps", ValueType::kInt, "0", "save every N steps (0 = only at the end and on a stop signal)", {}, 0},
       {"checkpoint.every_minutes", ValueType::kFloat, "0", "also save when this many minutes passed since the last save (0 = off)", {}, 0.0},
@@ -93,11 +98,11 @@ const std::vector<KeySpec>& config_schema() {
       {"checkpoint.async", ValueType::kBool, "false", "write checkpoints from a background thread after a host copy (at most one in flight)"},
       {"checkpoint.milestone_every", ValueType::kInt, "0", "checkpoints at multiples of this step are never deleted (0 = none)", {}, 0},
       // --- eval -------------------------------------------------------------------------------
-      {"eval.tgt_len", ValueType::kInt, "0", "evaluation segment length (0 = train.tgt_len)", {}, 0},
-      {"eval.mem_len", ValueType::kInt, "-1", "evaluation memory length (-1 = model.mem_len)"},
+      {"eval.tgt_len", ValueType::kInt, "0", "evaluation segment length (0 = train.tgt_len)", {}, 0, kMaxLength},
+      {"eval.mem_len", ValueType::kInt, "-1", "evaluation memory length (-1 = model.mem_len)", {}, -1, kMaxLength},
       {"eval.clamp_len", ValueType::kInt, "-1", "evaluation clamp_len (-1 = model.clamp_len)"},
       {"eval.same_length", ValueType::kBool, "true", "XL evaluation: every query sees exactly eval.mem_len keys"},
-      {"eval.batch_size", ValueType::kInt, "10", "streams evaluated in parallel", {}, 1},
+      {"eval.batch_size", ValueType::kInt, "10", "streams evaluated in parallel", {}, 1, kMaxBatch},
       {"eval.extra_splits", ValueType::kStringList, "[]", "also evaluate these splits at the end of training (eval.json: splits.NAME)"},
       {"eval.max_tokens", ValueType::kInt, "0", "evaluate at most this many tokens per stream set (0 = the whole split)", {}, 0},
   };

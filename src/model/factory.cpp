@@ -112,7 +112,7 @@ std::shared_ptr<LanguageModel> make_model(const Config& c, int64_t vocab_size) {
     fail("config error: model.vocab_size = {} but the dataset's vocabulary has {} symbols", c.get_int("model.vocab_size"),
          vocab_size);
   }
-  if (type == "r_transformer" || type == "recurrent_transformer") {
+  if (type == "r_transformer" || type == "recurrent_transformer" || type == "gpt") {
     if (c.get_int("model.n_rsa_heads") != 0) fail("config error: model.type = {} has no RSA heads (model.n_rsa_heads must be 0)", type);
     const int64_t d = c.get_int("model.d_model"), heads = c.get_int("model.n_head");
     if (d % heads != 0) fail("config error: model.d_model = {} is not divisible by model.n_head = {}", d, heads);
@@ -129,12 +129,15 @@ std::shared_ptr<LanguageModel> make_model(const Config& c, int64_t vocab_size) {
       std::string cell = c.get_string("model.rnn_type");
       r.cell = cell == "lstm" ? RnnCell::kLstm : cell == "rnn" ? RnnCell::kRnn : RnnCell::kGru;
       r.dropout = c.get_float("model.dropout");
+      r.emb_dropout = c.get_float("model.emb_dropout") < 0 ? r.dropout : c.get_float("model.emb_dropout");
+      r.emb_init = c.get_string("model.emb_init") == "normal" ? EmbeddingInit::kNormal : EmbeddingInit::kUniform;
       r.init_seed = c.get_int("train.seed");
       return std::make_shared<RTransformerLm>(r);
     }
     std::string pos = c.get_string("model.pos_enc");
-    if (pos == "sinusoidal") fail("config error: recurrent_transformer takes model.pos_enc learned or none (got sinusoidal)");
+    if (pos == "sinusoidal") fail("config error: {} takes model.pos_enc learned or none (got sinusoidal)", type);
     RecurrentTransformerOptions r;
+    r.recurrent = type == "recurrent_transformer";
     r.vocab_size = vocab_size;
     r.d_model = d;
     r.n_layer = c.get_int("model.n_layer");

@@ -37,7 +37,8 @@ torch::Tensor LocalRnnImpl::forward(const torch::Tensor& x) {
 
 namespace {
 
-// x + Dropout(F(LN(x))) around multi-head causal attention with biased q/k/v/out projections.
+// x + Dropout(F(LN(x))) around multi-head causal attention with biased q/k/v/out projections and
+// dropout on the attention probabilities (the reference's MHPooling).
 class MhaSublayerImpl : public torch::nn::Module {
  public:
   MhaSublayerImpl(int64_t d, int64_t heads, double dropout) : heads_(heads) {
@@ -47,6 +48,7 @@ class MhaSublayerImpl : public torch::nn::Module {
     k = register_module("k", torch::nn::Linear(d, d));
     v = register_module("v", torch::nn::Linear(d, d));
     out = register_module("out", torch::nn::Linear(d, d));
+    attn_drop = register_module("attn_drop", torch::nn::Dropout(dropout));
     drop = register_module("drop", torch::nn::Dropout(dropout));
   }
   torch::Tensor forward(const torch::Tensor& x) {
@@ -56,7 +58,7 @@ class MhaSublayerImpl : public torch::nn::Module {
     auto scores = torch::matmul(split(q(n)), split(k(n)).transpose(2, 3)) / std::sqrt(static_cast<double>(dh));
     auto mask = torch::ones({T, T}, torch::TensorOptions().dtype(torch::kBool).device(x.device())).triu(1);
     scores = scores.masked_fill(mask, -std::numeric_limits<float>::infinity());
-    auto a = torch::matmul(torch::softmax(scores, -1), split(v(n))).transpose(1, 2).reshape({B, T, d});
+    auto a = torch::matmul(attn_drop(torch::softmax(scores, -1)), split(v(n))).transpose(1, 2).reshape({B, T, d});
     return x + drop(out(a));
   }
 
@@ -64,7 +66,7 @@ class MhaSublayerImpl : public torch::nn::Module {
   int64_t heads_;
   torch::nn::LayerNorm norm{nullptr};
   torch::nn::Linear q{nullptr}, k{nullptr}, v{nullptr}, out{nullptr};
-  torch::nn::Dropout drop{nullptr};
+  torch::nn::Dropout attn_drop{nullptr}, drop{nullptr};
 };
 TORCH_MODULE(MhaSublayer);
 
@@ -100,19 +102,21 @@ RTransformerLm::RTransformerLm(const RTransformerOptions& o) : o_(o) {
   encoder = register_module("encoder", torch::nn::Embedding(o.vocab_size, o.d_model));
   levels = register_module("levels", torch::nn::ModuleList());
   for (int64_t i = 0; i < o.n_level; ++i) levels->push_back(Level(o));
-  drop = register_module("drop", torch::nn::Dropout(o.dropout));
+  emb_drop = register_module("emb_drop", torch::nn::Dropout(o.emb_dropout));
   decoder_bias = register_parameter("decoder_bias", torch::zeros({o.vocab_size}));
+  // The tied embedding as the reference initialises it; every other layer keeps PyTorch's default.
   torch::NoGradGuard ng;
-  encoder->weight.normal_(0.0, 0.01);  // the reference's init of the tied embedding
+  if (o.emb_init == EmbeddingInit::kUniform) encoder->weight.uniform_(-0.1, 0.1);
+  else encoder->weight.normal_(0.0, 0.01);
 }
 
 LocalRnn RTransformerLm::local_rnn(int64_t level) { return levels[level]->as<LevelImpl>()->local_rnn; }
 
 ForwardResult RTransformerLm::forward(const torch::Tensor& tokens, const State&) {
-  auto h = drop(encoder(tokens));
+  auto h = emb_drop(encoder(tokens));
   for (const auto& level : *levels) h = level->as<LevelImpl>()->forward(h);
   ForwardResult out;
-  out.logits = linear_fp32(drop(h), encoder->weight, decoder_bias);  // tied output
+  out.logits = linear_fp32(h, encoder->weight, decoder_bias);  // tied output
   return out;
 }
 

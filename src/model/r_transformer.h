@@ -1,5 +1,6 @@
-// The R-Transformer (Wang et al. 2019, seed 000): N levels of [LocalRNN -> multi-head attention ->
-// feed-forward], each sublayer x + Dropout(F(LN(x))), output tied to the embedding.
+// The R-Transformer (Wang et al. 2019, seed 000): embedding -> embedding dropout -> N levels of
+// [LocalRNN -> multi-head attention -> feed-forward], each sublayer x + Dropout(F(LN(x))), output
+// tied to the embedding (no dropout before it, as the reference).
 // Invariant: no position encoding anywhere (no position parameters, no position input): order
 // enters only through the LocalRNN and the causal mask. No maximum sequence length.
 #pragma once
@@ -19,6 +20,10 @@ namespace recur::model {
 
 enum class RnnCell { kGru, kLstm, kRnn };
 
+// The reference's two embedding initialisations: uniform(-0.1, 0.1) in its character model,
+// N(0, 0.01) in its word model.
+enum class EmbeddingInit { kUniform, kNormal };
+
 struct RTransformerOptions {
   int64_t vocab_size = 256;
   int64_t d_model = 512;
@@ -26,7 +31,9 @@ struct RTransformerOptions {
   int64_t n_head = 8;
   int64_t window = 7;  // k
   RnnCell cell = RnnCell::kGru;
-  double dropout = 0.15;
+  double dropout = 0.15;      // sublayer outputs, the feed-forward's hidden layer, attention probabilities
+  double emb_dropout = 0.15;  // on the embedding output
+  EmbeddingInit emb_init = EmbeddingInit::kUniform;
   int64_t init_seed = 1;
 };
 
@@ -60,7 +67,7 @@ class RTransformerLm : public LanguageModel {
   RTransformerOptions o_;
   torch::nn::Embedding encoder{nullptr};
   torch::nn::ModuleList levels{nullptr};
-  torch::nn::Dropout drop{nullptr};
+  torch::nn::Dropout emb_drop{nullptr};
   torch::Tensor decoder_bias;
 };
 

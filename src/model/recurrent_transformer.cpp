@@ -10,16 +10,23 @@
 
 namespace recur::model {
 
+BiasFreeLayerNormImpl::BiasFreeLayerNormImpl(int64_t d) { weight = register_parameter("weight", torch::ones({d})); }
+
+torch::Tensor BiasFreeLayerNormImpl::forward(const torch::Tensor& x) {
+  return torch::layer_norm(x, {weight.size(0)}, weight, /*bias=*/{}, /*eps=*/1e-5);
+}
+
 BlockImpl::BlockImpl(int64_t d, int64_t n_head, double dropout) : n_head_(n_head) {
   if (d % n_head != 0) fail("config error: model.d_model = {} is not divisible by model.n_head = {}", d, n_head);
-  ln_1 = register_module("ln_1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
-  ln_2 = register_module("ln_2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
+  auto linear = [](int64_t in, int64_t out) { return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false)); };
+  ln_1 = register_module("ln_1", BiasFreeLayerNorm(d));
+  ln_2 = register_module("ln_2", BiasFreeLayerNorm(d));
   attn = register_module("attn", std::make_shared<torch::nn::Module>());
-  c_attn = attn->register_module("c_attn", torch::nn::Linear(d, 3 * d));
-  attn_proj = attn->register_module("c_proj", torch::nn::Linear(d, d));
+  c_attn = attn->register_module("c_attn", linear(d, 3 * d));
+  attn_proj = attn->register_module("c_proj", linear(d, d));
   mlp = register_module("mlp", std::make_shared<torch::nn::Module>());
-  c_fc = mlp->register_module("c_fc", torch::nn::Linear(d, 4 * d));
-  mlp_proj = mlp->register_module("c_proj", torch::nn::Linear(4 * d, d));
+  c_fc = mlp->register_module("c_fc", linear(d, 4 * d));
+  mlp_proj = mlp->register_module("c_proj", linear(4 * d, d));
   attn_dropout = register_module("attn_dropout", torch::nn::Dropout(dropout));
   resid_dropout = register_module("resid_dropout", torch::nn::Dropout(dropout));
   mlp_dropout = register_module("mlp_dropout", torch::nn::Dropout(dropout));
@@ -47,19 +54,16 @@ RecurrentTransformerLm::RecurrentTransformerLm(const RecurrentTransformerOptions
   if (o.learned_positions) wpe = transformer->register_module("wpe", torch::nn::Embedding(o.max_len, o.d_model));
   h = transformer->register_module("h", torch::nn::ModuleList());
   for (int64_t i = 0; i < o.n_layer; ++i) h->push_back(Block(o.d_model, o.n_head, o.dropout));
-  ln_f = transformer->register_module("ln_f", torch::nn::LayerNorm(torch::nn::LayerNormOptions({o.d_model})));
+  ln_f = transformer->register_module("ln_f", BiasFreeLayerNorm(o.d_model));
   drop = register_module("drop", torch::nn::Dropout(o.dropout));
-  // nanoGPT's initialisation: N(0, 0.02), residual projections N(0, 0.02/sqrt(2 n_layer)), biases 0.
+  // nanoGPT's initialisation: LayerNorm gains 1; embeddings and Linear weights N(0, 0.02), the residual
+  // projections (attn.c_proj, mlp.c_proj) N(0, 0.02/sqrt(2 n_layer)) (GPT-2's scaled init).
   torch::NoGradGuard ng;
   for (auto& item : named_parameters()) {
     const std::string& n = item.key();
     if (n.find("ln_") != std::string::npos) continue;
-    if (n.size() >= 5 && n.compare(n.size() - 5, 5, ".bias") == 0) {
-      item.value().zero_();
-    } else {
-      bool proj = n.find("c_proj.weight") != std::string::npos;
-      item.value().normal_(0.0, proj ? 0.02 / std::sqrt(2.0 * static_cast<double>(o.n_layer)) : 0.02);
-    }
+    const bool proj = n.find("c_proj.weight") != std::string::npos;
+    item.value().normal_(0.0, proj ? 0.02 / std::sqrt(2.0 * static_cast<double>(o.n_layer)) : 0.02);
   }
 }
 
@@ -109,8 +113,8 @@ ForwardResult RecurrentTransformerLm::forward(const torch::Tensor& tokens, const
   }
   x = drop(x);
   for (int64_t i = 0; i < o_.n_layer; ++i) {
-    Block b(std::dynamic_pointer_cast<BlockImpl>(h[i]));
-    x = recur_layer(b, x, o_.window);
+    Block b = block(i);
+    x = o_.recurrent ? recur_layer(b, x, o_.window) : b->forward(x);
   }
   ForwardResult out;
   out.logits = linear_fp32(ln_f(x), wte->weight);  // tied head, no bias (nanoGPT)

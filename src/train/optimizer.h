@@ -1,5 +1,5 @@
-// The optimizer a run trains with (train.optimizer): Adam, AdamW (decoupled weight decay) or plain
-// SGD (the R-Transformer's: no momentum, no state to checkpoint).
+// The optimizer a run trains with (train.optimizer): Adam, AdamW (decoupled weight decay on parameters of
+// two or more dimensions, as nanoGPT) or plain SGD (the R-Transformer's: no momentum, no state to checkpoint).
 #pragma once
 
 #include <memory>

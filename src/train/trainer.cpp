@@ -150,7 +150,7 @@ nlohmann::json evaluate(model::LanguageModel& model, const data::Dataset& ds, co
       Batch b = make_batch(tb, task).to(device);
       auto out = model.forward(b.input, state);
       state = out.state;
-      sums.add(task, out.logits, b);
+      sums.add(task, model, out, b);
     }
   } else {
     const uint64_t G = static_cast<uint64_t>(c.get_int("eval.batch_size"));
@@ -159,7 +159,7 @@ nlohmann::json evaluate(model::LanguageModel& model, const data::Dataset& ds, co
       for (uint64_t i = first; i < std::min<uint64_t>(first + G, split.examples()); ++i) indices.push_back(i);
       data::fill_examples(split, indices, &tb);
       Batch b = make_batch(tb, task).to(device);
-      sums.add(task, model.forward(b.input, model::State()).logits, b);
+      sums.add(task, model, model.forward(b.input, model::State()), b);
     }
   }
   model.train();

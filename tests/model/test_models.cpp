@@ -189,3 +189,182 @@ TEST(Models, XlWithoutMemoryIgnoresSameLength) {
 
 }  // namespace
 }  // namespace recur::model
+
+// Seed 001's models (nanoGPT's GPT baseline and the recurrent transformer) and the R-Transformer as
+// their reference code has them: parameter counts of the paper, no biases, initialisation, dropouts.
+#include "model/r_transformer.h"
+#include "model/recurrent_transformer.h"
+#include "train/flops.h"
+
+namespace recur::model {
+namespace {
+
+Config shipped(const std::string& name, std::vector<std::string> sets = {}) {
+  sets.push_back("data.path=/nonexistent");
+  return Config::load(std::string(RECUR_SOURCE_DIR) + "/configs/models/" + name + ".yaml", sets);
+}
+
+// Table 2 of seed 001 at its settings (vocabulary 65, d 384, 6 heads, context 256): nanoGPT with
+// bias = False, the learned position table included.
+TEST(KausikModels, ParameterCountsAreTable2s) {
+  const std::vector<std::pair<std::string, int64_t>> expected = {{"transformer_1l_gcide", 1893888},
+                                                                 {"transformer_6l_gcide", 10745088},
+                                                                 {"recurrent_transformer_gcide", 1893888},
+                                                                 {"recurrent_transformer_nopos_gcide", 1893888 - 256 * 384}};
+  for (const auto& [name, count] : expected) {
+    Config c = shipped(name);
+    EXPECT_EQ(train::model_info(c, 65)["parameters"].get<int64_t>(), count) << name;
+    EXPECT_EQ(count_parameters(*make_model(c, 65)), count) << name;
+  }
+  EXPECT_EQ(make_model(shipped("transformer_1l_gcide"), 65)->type(), "gpt");
+  EXPECT_EQ(make_model(shipped("transformer_6l_gcide"), 65)->type(), "gpt");
+}
+
+// nanoGPT's initialisation, and no biases anywhere (Linear or LayerNorm; the head is tied, bias-free).
+TEST(KausikModels, NoBiasesAndNanoGptInitialisation) {
+  for (const std::string name : {"transformer_6l_gcide", "recurrent_transformer_gcide"}) {
+    auto model = make_model(shipped(name), 65);
+    const double L = name == "transformer_6l_gcide" ? 6.0 : 1.0;
+    for (const auto& p : model->named_parameters()) {
+      const std::string& n = p.key();
+      const auto& t = p.value();
+      EXPECT_EQ(n.find("bias"), std::string::npos) << name << ": " << n;
+      if (n.find("ln_") != std::string::npos) {
+        EXPECT_TRUE(torch::equal(t, torch::ones_like(t))) << name << ": " << n;
+        continue;
+      }
+      ASSERT_GE(t.dim(), 2) << name << ": " << n;
+      const double want = n.find("c_proj.weight") != std::string::npos ? 0.02 / std::sqrt(2.0 * L) : 0.02;
+      EXPECT_NEAR(t.std().item<double>(), want, 0.05 * want) << name << ": " << n;
+      EXPECT_NEAR(t.mean().item<double>(), 0.0, 0.05 * want) << name << ": " << n;
+    }
+  }
+}
+
+// The GPT baseline equals nanoGPT's forward written out position by position: learned positions added
+// to the (unscaled) token embedding; per block x + c_proj(causal attention(ln_1 x)), then
+// x + c_proj(GELU(c_fc(ln_2 x))), with bias-free LayerNorms; ln_f; the tied head without a bias.
+TEST(KausikModels, GptEqualsNaiveNanoGpt) {
+  auto model = make_model(Config::from_overrides({"model.type=gpt", "model.n_layer=2", "model.n_head=4", "model.d_model=16",
+                                                  "model.dropout=0.0", "model.pos_enc=learned", "model.max_len=8"}),
+                          11);
+  model->eval();
+  torch::NoGradGuard no_grad;
+  auto P = model->named_parameters();
+  const int64_t B = 2, T = 7, d = 16, H = 4, dh = 4;
+  auto tokens = torch::randint(11, {B, T}, torch::kInt64);
+  auto ln = [](const torch::Tensor& x, const torch::Tensor& w) {
+    auto mean = x.mean(-1, true), var = (x - mean).pow(2).mean(-1, true);
+    return (x - mean) / (var + 1e-5).sqrt() * w;
+  };
+  auto x = P["transformer.wte.weight"].index({tokens}) + P["transformer.wpe.weight"].slice(0, 0, T);
+  for (int64_t l = 0; l < 2; ++l) {
+    const std::string h = "transformer.h." + std::to_string(l) + ".";
+    auto qkv = torch::matmul(ln(x, P[h + "ln_1.weight"]), P[h + "attn.c_attn.weight"].t());
+    auto a = torch::zeros({B, T, d});
+    for (int64_t b = 0; b < B; ++b) {
+      for (int64_t head = 0; head < H; ++head) {
+        for (int64_t t = 0; t < T; ++t) {
+          auto q = qkv[b][t].slice(0, head * dh, (head + 1) * dh);
+          std::vector<torch::Tensor> scores, values;
+          for (int64_t j = 0; j <= t; ++j) {
+            scores.push_back((q * qkv[b][j].slice(0, d + head * dh, d + (head + 1) * dh)).sum() / std::sqrt(double(dh)));
+            values.push_back(qkv[b][j].slice(0, 2 * d + head * dh, 2 * d + (head + 1) * dh));
+          }
+          auto p = torch::softmax(torch::stack(scores), 0);
+          a[b][t].slice(0, head * dh, (head + 1) * dh).copy_((p.unsqueeze(1) * torch::stack(values)).sum(0));
+        }
+      }
+    }
+    x = x + torch::matmul(a, P[h + "attn.c_proj.weight"].t());
+    auto u = torch::matmul(ln(x, P[h + "ln_2.weight"]), P[h + "mlp.c_fc.weight"].t());
+    x = x + torch::matmul(0.5 * u * (1 + torch::erf(u / std::sqrt(2.0))), P[h + "mlp.c_proj.weight"].t());
+  }
+  auto expected = torch::matmul(ln(x, P["transformer.ln_f.weight"]), P["transformer.wte.weight"].t());
+  EXPECT_TRUE(torch::allclose(model->forward(tokens, State()).logits, expected, 1e-4, 1e-5));
+  // A longer segment than the learned positions is refused.
+  EXPECT_THROW(model->forward(torch::zeros({1, 9}, torch::kInt64), State()), Error);
+}
+
+// The dropouts of each reference: every one is a module with its rate, so the list is the structure.
+std::map<std::string, double> dropout_rates(torch::nn::Module& m) {
+  std::map<std::string, double> out;
+  for (const auto& item : m.named_modules()) {
+    if (auto* d = dynamic_cast<torch::nn::DropoutImpl*>(item.value().get())) out[item.key()] = d->options.p();
+  }
+  return out;
+}
+
+TEST(KausikModels, DropoutOnEmbeddingAttentionAndResiduals) {
+  auto gpt = make_model(Config::from_overrides({"model.type=gpt", "model.n_layer=1", "model.n_head=2", "model.d_model=8",
+                                                "model.dropout=0.2", "model.pos_enc=learned", "model.max_len=8"}),
+                        11);
+  const std::map<std::string, double> want = {{"drop", 0.2},
+                                              {"transformer.h.0.attn_dropout", 0.2},
+                                              {"transformer.h.0.resid_dropout", 0.2},
+                                              {"transformer.h.0.mlp_dropout", 0.2}};
+  EXPECT_EQ(dropout_rates(*gpt), want);
+}
+
+// The reference's MHPooling drops attention probabilities; nothing is dropped before the tied decoder;
+// the embedding has its own rate (the word model's 0.15 under a dropout of 0.35).
+TEST(RTransformer, DropoutsAreTheReferences) {
+  auto word = make_model(shipped("r_transformer_word"), 50);
+  std::map<std::string, double> want = {{"emb_drop", 0.15}};
+  for (const std::string l : {"0", "1", "2"}) {
+    for (const std::string m : {".drop", ".attn.drop", ".attn.attn_drop", ".ff.2"}) want["levels." + l + m] = 0.35;
+  }
+  EXPECT_EQ(dropout_rates(*word), want);
+  auto chr = make_model(shipped("r_transformer_char"), 50);
+  for (auto& [name, rate] : want) rate = 0.15;
+  EXPECT_EQ(dropout_rates(*chr), want);
+  // model.emb_dropout < 0 (the default) takes model.dropout, as the reference's character model.
+  auto dflt = make_model(shipped("r_transformer_char", {"model.emb_dropout=-1", "model.dropout=0.3"}), 50);
+  EXPECT_EQ(dropout_rates(*dflt).at("emb_drop"), 0.3);
+  // With dropout everywhere but on the embedding and no dropout before the decoder, a training-mode
+  // forward of a model whose sublayers are all dropped entirely is the embedding through the decoder.
+  auto all = make_model(shipped("r_transformer_char", {"model.d_model=16", "model.n_head=2", "model.dropout=1.0",
+                                                       "model.emb_dropout=0.0"}),
+                        50);
+  all->train();
+  torch::NoGradGuard no_grad;
+  auto tokens = torch::randint(50, {2, 5}, torch::kInt64);
+  auto P = all->named_parameters();
+  auto expected = torch::matmul(P["encoder.weight"].index({tokens}), P["encoder.weight"].t()) + P["decoder_bias"];
+  EXPECT_TRUE(torch::allclose(all->forward(tokens, State()).logits, expected, 1e-5, 1e-6));
+}
+
+TEST(RTransformer, EmbeddingInitialisationIsTheReferences) {
+  auto chr = make_model(shipped("r_transformer_char"), 50);
+  auto e = chr->named_parameters()["encoder.weight"];
+  EXPECT_LE(e.abs().max().item<double>(), 0.1);
+  EXPECT_NEAR(e.std().item<double>(), 0.1 / std::sqrt(3.0), 0.005);  // uniform(-0.1, 0.1)
+  EXPECT_TRUE(torch::equal(chr->named_parameters()["decoder_bias"], torch::zeros({50})));
+  auto word = make_model(shipped("r_transformer_word"), 1000);
+  auto w = word->named_parameters()["encoder.weight"];
+  EXPECT_NEAR(w.std().item<double>(), 0.01, 0.0005);  // N(0, 0.01), the word model's
+  EXPECT_NEAR(w.mean().item<double>(), 0.0, 0.0005);
+}
+
+// The word setting of the reference's language_word/experiment.py, and both settings' protocol.
+TEST(RTransformer, ShippedSettingsAreTheReferences) {
+  Config w = shipped("r_transformer_word");
+  EXPECT_EQ(w.get_float("model.dropout"), 0.35);
+  EXPECT_EQ(w.get_float("model.emb_dropout"), 0.15);
+  EXPECT_EQ(w.get_float("train.clip"), 0.35);
+  EXPECT_EQ(w.get_int("train.tgt_len"), 80);
+  EXPECT_EQ(w.get_int("train.loss_last"), 40);
+  EXPECT_EQ(w.get_int("eval.score_last"), 40);
+  EXPECT_EQ(w.get_int("eval.tgt_len"), 0);  // = train.tgt_len
+  EXPECT_EQ(w.get_string("model.rnn_type"), "lstm");
+  EXPECT_EQ(w.get_int("model.local_window"), 9);
+  Config c = shipped("r_transformer_char");
+  EXPECT_EQ(c.get_int("train.tgt_len"), 400);
+  EXPECT_EQ(c.get_int("train.loss_last"), 320);
+  EXPECT_EQ(c.get_int("eval.score_last"), 320);
+  EXPECT_EQ(c.get_int("eval.tgt_len"), 0);
+  EXPECT_EQ(c.get_float("train.clip"), 0.15);
+}
+
+}  // namespace
+}  // namespace recur::model

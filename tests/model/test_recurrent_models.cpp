@@ -271,7 +271,7 @@ TEST(OtherModels, RecurrentTransformerEqualsEquations) {
         Block b = model->block(l);
         x = literal_layer(b, x, w);
       }
-      auto ln = torch::layer_norm(x, {32}, params["transformer.ln_f.weight"], params["transformer.ln_f.bias"]);
+      auto ln = torch::layer_norm(x, {32}, params["transformer.ln_f.weight"]);  // no bias (nanoGPT bias = False)
       auto expected = torch::matmul(ln, params["transformer.wte.weight"].t());
       auto got = model->forward(tokens, State()).logits;
       EXPECT_TRUE(torch::allclose(got, expected, 1e-5, 1e-6)) << "w=" << w << " grad=" << grad;
