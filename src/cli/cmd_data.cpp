@@ -83,7 +83,7 @@ int cmd_shard(const Argv& argv) {
   args.required("corpus", "KIND", "enwik8 | text8 | wikitext103 | bytes | lines")
       .list("input", "PATH", "corpus file(s); wikitext103 takes wiki.{train,valid,test}.tokens", true)
       .required("out", "DIR", "dataset directory to create")
-      .option("shards", "N", "shards per split (default: as many as needed for <= 64 Mi tokens each)", "0")
+      .option("shards", "N", "shards per split, at most 10000 (default: as many as needed for <= 64 Mi tokens each)", "0")
       .option("split-ratios", "T,V,E", "train,valid,test ratios for bytes/lines (and enwik8/text8 files under 10^8 bytes)",
               "0.9,0.05,0.05")
       .flag("force", "replace DIR if it exists (the old dataset is kept until the new one is complete)")
@@ -101,7 +101,9 @@ int cmd_shard(const Argv& argv) {
   o.inputs = args.get_list("input");
   o.out_dir = args.get("out");
   o.shards = args.get_int("shards");
-  if (o.shards < 0) throw UsageError("--shards must be >= 0");
+  if (o.shards < 0 || o.shards > data::kMaxShards) {
+    throw UsageError(fmt::format("--shards must be between 0 and {} (shards per split), got {}", data::kMaxShards, o.shards));
+  }
   o.force = args.get_flag("force");
   o.progress = !args.get_flag("quiet");
   o.ratios = args.get_double_list("split-ratios");

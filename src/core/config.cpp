@@ -2,6 +2,7 @@
 #include "core/config.h"
 
 #include <algorithm>
+#include <set>
 #include <sstream>
 
 #include <yaml-cpp/yaml.h>
@@ -138,9 +139,13 @@ std::string check_value(const KeySpec& spec, const YAML::Node& node, const std::
 
 void flatten(const YAML::Node& node, const std::string& prefix, const std::string& origin,
              std::map<std::string, std::string>* out) {
+  std::set<std::string> seen;  // yaml-cpp keeps duplicate keys of a mapping; the last would win silently
   for (const auto& item : node) {
     std::string name = item.first.as<std::string>();
     std::string key = prefix.empty() ? name : prefix + "." + name;
+    if (!seen.insert(name).second) {
+      fail("config error in {}: key '{}' is given twice (line {})", where(origin), key, item.first.Mark().line + 1);
+    }
     if (prefix.empty() && name == "base") continue;  // handled by the loader
     const KeySpec* spec = find_key_spec(key);
     if (!spec) {
@@ -158,15 +163,25 @@ void flatten(const YAML::Node& node, const std::string& prefix, const std::strin
   }
 }
 
+// A config is exactly one YAML document: a second one after `---` would otherwise be ignored.
+YAML::Node load_document(const std::string& text, const std::string& origin) {
+  std::vector<YAML::Node> docs;
+  try {
+    docs = YAML::LoadAll(text);
+  } catch (const YAML::Exception& e) {
+    fail("config error in {}: invalid YAML at line {}, column {}: {}", origin, e.mark.line + 1, e.mark.column + 1, e.msg);
+  }
+  if (docs.size() > 1) {
+    fail("config error in {}: holds {} YAML documents (separated by '---'); a config is one document", origin, docs.size());
+  }
+  return docs.empty() ? YAML::Node() : docs[0];
+}
+
 void load_file(const std::string& path, std::map<std::string, std::string>* out, int depth) {
   if (depth > 8) fail("config error in {}: 'base' chain is deeper than 8 files (a cycle?)", path);
   if (!path_exists(path)) fail("config file {} does not exist", path);
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::Exception& e) {
-    fail("config error in {}: invalid YAML at line {}, column {}: {}", path, e.mark.line + 1, e.mark.column + 1, e.msg);
-  }
+  if (!is_regular_file(path)) fail("config file {} is not a regular file (a device, FIFO or directory?)", path);
+  YAML::Node root = load_document(read_file(path), path);
   if (root.IsNull()) return;
   if (!root.IsMap()) fail("config error in {}: the top level must be a mapping of sections", path);
   if (root["base"]) {
@@ -253,12 +268,7 @@ Config Config::from_overrides(const std::vector<std::string>& overrides) {
 
 Config Config::parse(const std::string& yaml_text, const std::string& origin, const std::vector<std::string>& overrides) {
   std::map<std::string, std::string> values;
-  YAML::Node root;
-  try {
-    root = YAML::Load(yaml_text);
-  } catch (const YAML::Exception& e) {
-    fail("config error in {}: invalid YAML at line {}: {}", origin, e.mark.line + 1, e.msg);
-  }
+  YAML::Node root = load_document(yaml_text, origin);
   if (!root.IsNull()) {
     if (!root.IsMap()) fail("config error in {}: the top level must be a mapping of sections", origin);
     if (root["base"]) fail("config error in {}: 'base' is only allowed in config files", origin);

@@ -111,6 +111,11 @@ bool is_directory(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+bool is_regular_file(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
 void make_dirs(const std::string& path) {
   std::string p = absolute_path(path);
   for (size_t i = 1; i <= p.size(); ++i) {

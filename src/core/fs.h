@@ -34,6 +34,7 @@ std::string read_file(const std::string& path);        // throws naming the path
 uint64_t file_size(const std::string& path);           // throws naming the path
 bool path_exists(const std::string& path);
 bool is_directory(const std::string& path);
+bool is_regular_file(const std::string& path);          // follows symlinks; false for devices, FIFOs, sockets
 std::string parent_dir(const std::string& path);
 std::string expand_user(const std::string& path);       // leading "~/" -> $HOME/
 std::string absolute_path(const std::string& path);     // lexically normalised, need not exist

@@ -10,6 +10,9 @@
 
 namespace recur::data {
 
+// Most shards per split `recur shard --shards` accepts: bounds the files (and inodes) one run creates.
+constexpr int64_t kMaxShards = 10000;
+
 struct ShardOptions {
   std::string corpus;                 // enwik8, text8, wikitext103, bytes, lines
   std::vector<std::string> inputs;

@@ -13,21 +13,17 @@ namespace recur::data {
 
 // One 1-D unsigned dataset inside a mapped shard file.
 struct MappedArray {
-  const uint8_t* base = nullptr;    // start of the mapped file
+  std::string path;                 // the shard file, named in errors
+  const uint8_t* base = nullptr;    // start of the mapped file (null: the array is not stored)
+  size_t map_size = 0;
   uint64_t length = 0;
   uint64_t chunk_elems = 0;
   int elem_bytes = 0;
+  uint64_t limit = 0;               // every element must be < limit (0 = no bound): the vocabulary
   std::vector<uint64_t> chunk_offsets;
-  // Copies elements [begin, begin + count) widened to int64.
+  // Copies elements [begin, begin + count) widened to int64. Throws naming the file when an element
+  // is not below `limit`, or when the file shrank under the mapping (the SIGBUS is caught).
   void read(uint64_t begin, uint64_t count, int64_t* out) const;
-  // Feeds the stored bytes of the whole array to `fn(ptr, size)` in order.
-  template <typename Fn>
-  void for_each_span(Fn&& fn) const {
-    for (uint64_t c = 0; c < chunk_offsets.size(); ++c) {
-      uint64_t n = std::min(chunk_elems, length - c * chunk_elems);
-      fn(base + chunk_offsets[c], n * elem_bytes);
-    }
-  }
 };
 
 struct ExampleView {

@@ -1,6 +1,8 @@
 // See gen.h. Generator errors (std::invalid_argument) become recur::Error before anything is written.
 #include "data/gen.h"
 
+#include <unistd.h>
+
 #include <stdexcept>
 
 #include "core/error.h"
@@ -9,6 +11,22 @@
 
 namespace recur::data {
 namespace {
+
+// Examples are generated in memory before they are written (about 16 bytes a token with its labels):
+// refuse sizes the machine cannot hold instead of thrashing or being killed.
+void check_fits_in_memory(const char* command, double tokens) {
+  const double memory = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGESIZE));
+  const double need = 16.0 * tokens;
+  if (need > memory / 2) {
+    fail("{}: the requested examples hold up to {:.3g} tokens (about {:.3g} GB while generating), more than half of "
+         "this machine's {:.3g} GB of memory; lower the counts or lengths",
+         command, tokens, need / 1e9, memory / 1e9);
+  }
+}
+
+constexpr int64_t kMaxCopyAlphabet = 1 << 16;
+
+double max_tokens(const FormalSplitSpec& s) { return static_cast<double>(s.count) * static_cast<double>(s.max_len); }
 
 Manifest write_examples(Manifest m, const std::string& out_dir, bool force,
                         const std::vector<std::pair<std::string, const std::vector<Example>*>>& splits) {
@@ -28,6 +46,7 @@ nlohmann::json split_json(const FormalSplitSpec& s) {
 }  // namespace
 
 Manifest write_formal_dataset(const FormalSpec& spec, const std::string& out_dir, bool force) {
+  check_fits_in_memory("recur gen formal", max_tokens(spec.train) + max_tokens(spec.bin0) + max_tokens(spec.bin1));
   FormalDataset data;
   try {
     data = generate_formal_dataset(spec);
@@ -56,6 +75,11 @@ Manifest write_formal_dataset(const FormalSpec& spec, const std::string& out_dir
 Manifest write_copy_dataset(const CopyDatasetSpec& spec, const std::string& out_dir, bool force) {
   std::vector<Example> parts[3];
   const int64_t counts[3] = {spec.train, spec.valid, spec.test};
+  check_fits_in_memory("recur gen copy",
+                       static_cast<double>(spec.base.max_len) * static_cast<double>(spec.train + spec.valid + spec.test));
+  if (spec.base.alphabet > kMaxCopyAlphabet) {
+    fail("recur gen copy: alphabet {} is larger than {} symbols", spec.base.alphabet, kMaxCopyAlphabet);
+  }
   for (int s = 0; s < 3; ++s) {
     CopySpec c = spec.base;
     c.count = counts[s];

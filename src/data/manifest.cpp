@@ -1,6 +1,9 @@
 // See manifest.h. Parsing is defensive: a manifest is user-editable input.
 #include "data/manifest.h"
 
+#include <set>
+#include <type_traits>
+
 #include "core/error.h"
 
 namespace recur::data {
@@ -66,11 +69,29 @@ namespace {
 template <typename T>
 T need(const json& j, const char* key, const std::string& origin, const std::string& where) {
   if (!j.is_object() || !j.contains(key)) fail("{}: manifest field '{}{}' is missing", origin, where, key);
+  const json& v = j.at(key);
+  // nlohmann converts 90000.5 or -1 to an integer silently; a count must be written as one.
+  if constexpr (std::is_integral_v<T>) {
+    bool ok = std::is_unsigned_v<T> ? v.is_number_unsigned() : v.is_number_integer();
+    if (!ok) {
+      fail("{}: manifest field '{}{}' must be a{} integer, got {}", origin, where, key,
+           std::is_unsigned_v<T> ? " non-negative" : "n", v.dump());
+    }
+  }
   try {
-    return j.at(key).get<T>();
+    return v.get<T>();
   } catch (const json::exception&) {
     fail("{}: manifest field '{}{}' has the wrong type", origin, where, key);
   }
+}
+
+// Shard and vocabulary files are plain names inside the dataset directory: no path, no hidden file.
+std::string need_file_name(const json& j, const char* key, const std::string& origin, const std::string& where) {
+  std::string file = need<std::string>(j, key, origin, where);
+  if (file.empty() || file.find('/') != std::string::npos || file[0] == '.') {
+    fail("{}: {}{} '{}' must be a plain file name inside the dataset directory", origin, where, key, file);
+  }
+  return file;
 }
 
 int width_of(const std::string& type, const std::string& origin) {
@@ -118,7 +139,7 @@ Manifest Manifest::from_json(const json& j, const std::string& origin) {
       fail("{}: vocab.size is {} but {} symbols are listed", origin, m.vocab.size, m.vocab.symbols.size());
     }
   } else if (kind == "file") {
-    m.vocab.file = need<std::string>(v, "file", origin, "vocab.");
+    m.vocab.file = need_file_name(v, "file", origin, "vocab.");
     m.vocab.file_checksum = need<std::string>(v, "checksum", origin, "vocab.");
   } else {
     fail("{}: unknown vocab.kind '{}'", origin, kind);
@@ -128,6 +149,7 @@ Manifest Manifest::from_json(const json& j, const std::string& origin) {
   }
   const json& splits = j.contains("splits") ? j["splits"] : json();
   if (!splits.is_object() || splits.empty()) fail("{}: manifest has no splits", origin);
+  std::set<std::string> files{m.vocab.file};  // every file is listed once
   for (const auto& [name, sj] : splits.items()) {
     std::string where = "splits." + name + ".";
     SplitInfo s;
@@ -139,10 +161,8 @@ Manifest Manifest::from_json(const json& j, const std::string& origin) {
       const json& x = sj["shards"][i];
       std::string w = where + "shards[" + std::to_string(i) + "].";
       ShardInfo sh;
-      sh.file = need<std::string>(x, "file", origin, w);
-      if (sh.file.empty() || sh.file.find('/') != std::string::npos || sh.file[0] == '.') {
-        fail("{}: {}file '{}' must be a plain file name inside the dataset directory", origin, w, sh.file);
-      }
+      sh.file = need_file_name(x, "file", origin, w);
+      if (!files.insert(sh.file).second) fail("{}: {}file '{}' is listed twice in the manifest", origin, w, sh.file);
       sh.first_token = need<uint64_t>(x, "first_token", origin, w);
       sh.tokens = need<uint64_t>(x, "tokens", origin, w);
       sh.checksum = need<std::string>(x, "checksum", origin, w);

@@ -53,13 +53,15 @@ void DatasetWriter::open_shard() {
   shard_->first_example = split_examples_;
   shard_->h5file = h5::create_file(shard_->path);
   hid_t f = shard_->h5file.get();
-  shard_->tokens = h5::create_extendible_1d(f, "tokens", h5::unsigned_le_type(manifest_.token_bytes), kTokenChunk, shard_->path);
+  // A chunk never exceeds the shard, so a small shard is a small file (HDF5 allocates whole chunks).
+  const uint64_t chunk = std::min(kTokenChunk, shard_tokens_);
+  shard_->tokens = h5::create_extendible_1d(f, "tokens", h5::unsigned_le_type(manifest_.token_bytes), chunk, shard_->path);
   if (manifest_.layout == Layout::kExamples) {
     for (const auto& field : manifest_.example_fields) {
       if (field == "label_sets") {
-        shard_->labels = h5::create_extendible_1d(f, "label_sets", h5::unsigned_le_type(manifest_.label_bytes), kTokenChunk, shard_->path);
+        shard_->labels = h5::create_extendible_1d(f, "label_sets", h5::unsigned_le_type(manifest_.label_bytes), chunk, shard_->path);
       } else if (field == "loss_mask") {
-        shard_->loss_mask = h5::create_extendible_1d(f, "loss_mask", H5T_STD_U8LE, kTokenChunk, shard_->path);
+        shard_->loss_mask = h5::create_extendible_1d(f, "loss_mask", H5T_STD_U8LE, chunk, shard_->path);
       }
     }
     shard_->offset_buf.push_back(0);

@@ -49,7 +49,8 @@ class DatasetWriter {
 
 // Default shard size: at most 64 Mi tokens per shard.
 constexpr uint64_t kDefaultShardTokens = 64ull << 20;
-// HDF5 chunk length (elements) of token datasets; readers copy from chunks, so keep them large.
+// HDF5 chunk length (elements) of token datasets; readers copy from chunks, so keep them large. A
+// shard smaller than this gets a chunk of its own size (HDF5 allocates whole chunks).
 constexpr uint64_t kTokenChunk = 1ull << 20;
 
 }  // namespace recur::data

@@ -26,13 +26,18 @@ class ConfigTest : public ::testing::Test {
     write_file_atomic(path, text);
     return path;
   }
-  std::string error_of(const std::string& path, const std::vector<std::string>& sets = {}) {
+  // The message of the Error `fn` throws ("" if none).
+  template <typename Fn>
+  std::string error_in(Fn&& fn) {
     try {
-      Config::load(path, sets);
+      fn();
     } catch (const Error& e) {
       return e.what();
     }
     return "";
+  }
+  std::string error_of(const std::string& path, const std::vector<std::string>& sets = {}) {
+    return error_in([&] { Config::load(path, sets); });
   }
   std::string dir_;
 };
@@ -126,6 +131,51 @@ TEST_F(ConfigTest, InvalidYamlReportsLine) {
   std::string err = error_of(path);
   EXPECT_THAT(err, HasSubstr(path));
   EXPECT_THAT(err, HasSubstr("invalid YAML"));
+}
+
+TEST_F(ConfigTest, DuplicateKeysAreRejected) {
+  std::string path = write("dup.yaml", "train:\n  steps: 1\n  steps: 2\n");
+  std::string err = error_of(path);
+  EXPECT_THAT(err, HasSubstr(path));
+  EXPECT_THAT(err, HasSubstr("key 'train.steps' is given twice (line 3)"));
+  EXPECT_THAT(error_of(write("dup-section.yaml", "train:\n  steps: 1\ndata:\n  verify: true\ntrain:\n  seed: 2\n")),
+              HasSubstr("key 'train' is given twice"));
+  EXPECT_THAT(error_in([&] { Config::parse("eval:\n  batch_size: 1\n  batch_size: 1\n", "text"); }),
+              HasSubstr("key 'eval.batch_size' is given twice"));
+  // The same key in a base file and the file that extends it is an override, not a duplicate.
+  write("base.yaml", "train:\n  steps: 1\n");
+  EXPECT_EQ(Config::load(write("over.yaml", "base: base.yaml\ntrain:\n  steps: 2\n")).get_int("train.steps"), 2);
+}
+
+TEST_F(ConfigTest, ExtraYamlDocumentsAreRejected) {
+  std::string path = write("two.yaml", "train:\n  steps: 1\n---\ntrain:\n  steps: 2\n");
+  std::string err = error_of(path);
+  EXPECT_THAT(err, HasSubstr(path));
+  EXPECT_THAT(err, HasSubstr("holds 2 YAML documents"));
+  EXPECT_THAT(error_in([&] { Config::parse("train:\n  steps: 1\n---\n", "text"); }), HasSubstr("YAML documents"));
+  // A leading document marker alone is still one document.
+  EXPECT_EQ(Config::load(write("one.yaml", "---\ntrain:\n  steps: 3\n")).get_int("train.steps"), 3);
+}
+
+TEST_F(ConfigTest, SizeLikeKeysAreBoundedWithAClearError) {
+  EXPECT_THAT(error_of(write("threads.yaml", "train:\n  threads: 4\n"), {"train.threads=100000"}),
+              HasSubstr("key 'train.threads' = 100000 is outside the allowed range [0, 1024]"));
+  EXPECT_EQ(Config::from_overrides({"train.threads=64"}).get_int("train.threads"), 64);
+  for (const char* key : {"data.prefetch", "model.n_layer", "model.n_head", "model.d_model", "model.d_inner",
+                          "model.vocab_size", "model.mem_len", "train.batch_size", "train.tgt_len", "train.grad_accum",
+                          "train.threads", "eval.batch_size", "eval.tgt_len", "eval.mem_len"}) {
+    const KeySpec* spec = find_key_spec(key);
+    ASSERT_NE(spec, nullptr) << key;
+    ASSERT_TRUE(spec->max.has_value()) << key << " has no upper bound";
+    std::string too_big = std::string(key) + "=" + std::to_string(static_cast<int64_t>(*spec->max) + 1);
+    EXPECT_THAT(error_in([&] { Config::from_overrides({too_big}); }), HasSubstr("outside the allowed range")) << key;
+  }
+}
+
+TEST_F(ConfigTest, ConfigThatIsADeviceIsRefused) {
+  std::string path = dir_ + "/zero.yaml";
+  ASSERT_EQ(::symlink("/dev/zero", path.c_str()), 0);
+  EXPECT_THAT(error_of(path), HasSubstr("is not a regular file"));
 }
 
 TEST(ConfigSchema, EveryDefaultIsValidAndKeysAreUnique) {

@@ -3,11 +3,14 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <cstdint>
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
@@ -15,7 +18,9 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/hash.h"
 #include "data/dataset.h"
+#include "data/gen.h"
 #include "data/h5.h"
 #include "data/manifest.h"
 #include "data/shard_writer.h"
@@ -534,6 +539,204 @@ TEST(DatasetWriter, ForceReplacesTheOldDatasetOnlyWhenTheNewOneIsComplete) {
   // Old shards are gone, and nothing was left beside the dataset.
   EXPECT_THAT(test::list_dir(out), ElementsAreArray({"manifest.json", "train-00000.h5"}));
   EXPECT_THAT(test::list_dir(tmp.path()), ElementsAreArray({"ds"}));
+}
+
+// ---- hardening: faults under a running reader, and verify checking what readers rely on (#17) --------
+
+// Runs `body` (returning 0 when all is as expected) in a child process (the death-test machinery), so
+// that a signal death or a hang (SIGALRM after `seconds`) fails the test instead of ending the test
+// binary. The child removes its own scratch directory `tmp`.
+[[noreturn]] void run_child(unsigned seconds, const std::function<int()>& body, const std::string& tmp) {
+  ::alarm(seconds);
+  int code = body();
+  remove_tree(tmp);
+  std::_Exit(code);
+}
+#define EXPECT_IN_CHILD(seconds, tmp, ...)                                                               \
+  do {                                                                                                   \
+    std::function<int()> child_body = [&]() -> int __VA_ARGS__;                                          \
+    EXPECT_EXIT(run_child(seconds, child_body, (tmp).path()), ::testing::ExitedWithCode(0), "");         \
+  } while (0)
+
+// 0 when `message` contains every part; prints what is missing otherwise.
+int contains_all(const std::string& message, const std::vector<std::string>& parts) {
+  std::fprintf(stderr, "message: %s\n", message.c_str());
+  for (const auto& p : parts) {
+    if (message.find(p) == std::string::npos) {
+      std::fprintf(stderr, "missing: %s\n", p.c_str());
+      return 1;
+    }
+  }
+  return 0;
+}
+
+TEST(MappedShard, TruncatedWhileReadingIsAnErrorNamingTheShard) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  TempDir tmp("sigbus");
+  const std::string dir = tmp / "ds";
+  std::vector<uint32_t> tokens = random_tokens(300000, 256, 5);
+  write_stream_dataset(dir, 256, {{"train", {tokens, 200000}}});
+  const std::string shard = dir + "/train-00000.h5";
+  // The reader is open and has read once when the shard shrinks under it (`truncate -s 2000`); the next
+  // read, on the main thread or a loader thread, touches pages past the new end.
+  for (bool on_thread : {false, true}) {
+    EXPECT_IN_CHILD(20, tmp, {
+      auto ds = Dataset::open(dir, true);
+      const Split& train = ds->split("train");
+      if (read_range(train, 0, 100) != expected_range(tokens, 0, 100)) return 2;
+      test::truncate_file(shard, 2000);
+      std::string msg;
+      auto read = [&] { msg = error_of([&] { read_range(train, 150000, 1000); }); };
+      if (on_thread) {
+        std::thread t(read);
+        t.join();
+      } else {
+        read();
+      }
+      return contains_all(msg, {shard, "changed while it was being read", "truncated or overwritten"});
+    });
+  }
+}
+
+TEST(MappedShard, OtherBusErrorsStillEndTheProcess) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  TempDir tmp("sigbus-other");
+  write_stream_dataset(tmp / "ds", 256, {{"train", {random_tokens(1000, 256, 5), 1000}}});
+  EXPECT_EXIT(
+      {
+        auto ds = Dataset::open(tmp / "ds", false);  // installs the guard
+        remove_tree(tmp.path());
+        std::raise(SIGBUS);
+        std::_Exit(0);
+      },
+      ::testing::KilledBySignal(SIGBUS), "");
+}
+
+TEST(DatasetWriter, SmallShardsAreSmallFiles) {
+  TempDir tmp("small-shards");
+  std::vector<uint32_t> tokens = random_tokens(2000, 256, 6);
+  Manifest m = write_stream_dataset(tmp / "ds", 256, {{"train", {tokens, 10}}});
+  ASSERT_THAT(m.splits.at("train").shards, SizeIs(200));
+  // HDF5 allocates whole chunks: a 10-token shard with the 1 Mi-element chunk took over 1 MiB.
+  for (const auto& sh : m.splits.at("train").shards) EXPECT_LT(sh.file_size, 16u << 10) << sh.file;
+  auto ds = Dataset::open(tmp / "ds", true);
+  EXPECT_EQ(read_range(ds->split("train"), 0, tokens.size()), expected_range(tokens, 0, tokens.size()));
+}
+
+TEST(Generators, SizesBeyondTheMachinesMemoryAreRefusedBeforeWriting) {
+  TempDir tmp("gen-bounds");
+  CopyDatasetSpec copy;
+  copy.base = {/*count=*/0, /*max_len=*/1000000, /*min_len=*/1000000, /*pattern_len=*/10, /*alphabet=*/10, /*seed=*/1};
+  copy.train = 1000000000;
+  std::string msg = error_of([&] { write_copy_dataset(copy, tmp / "copy", false); });
+  EXPECT_THAT(msg, HasSubstr("recur gen copy: the requested examples hold up to 1e+15 tokens"));
+  EXPECT_THAT(msg, HasSubstr("of memory"));
+  copy.train = 10;
+  copy.base.max_len = copy.base.min_len = 20;
+  copy.base.alphabet = 1 << 20;
+  EXPECT_THAT(error_of([&] { write_copy_dataset(copy, tmp / "copy", false); }), HasSubstr("alphabet 1048576 is larger"));
+  FormalSpec formal = default_formal_spec(FormalLanguage::kParity, 1);
+  formal.train.count = 1000000000;
+  formal.train.max_len = 1000000;
+  EXPECT_THAT(error_of([&] { write_formal_dataset(formal, tmp / "formal", false); }), HasSubstr("recur gen formal"));
+  EXPECT_EQ(test::list_dir(tmp.path()), test::kNoLines);
+}
+
+TEST_F(Integrity, DuplicatedShardEntryIsRejectedByVerifyAndOpen) {
+  edit_manifest([](nlohmann::json& j) {
+    auto& train = j["splits"]["train"];
+    nlohmann::json dup = train["shards"][2];
+    dup["first_token"] = 3000;
+    train["shards"].push_back(dup);
+    train["tokens"] = 4000;
+  });
+  std::vector<std::string> problems = verify_dataset(dir_, false);
+  ASSERT_THAT(problems, SizeIs(1));
+  EXPECT_THAT(problems[0], HasSubstr("train-00002.h5' is listed twice"));
+  EXPECT_THAT(error_of([&] { Dataset::open(dir_, false); }), HasSubstr("listed twice"));
+}
+
+TEST_F(Integrity, TokensOutsideTheVocabularyAreFoundByVerifyReadsAndDump) {
+  // Shard bytes untouched (every checksum still matches); the manifest now claims 200 symbols.
+  edit_manifest([](nlohmann::json& j) {
+    j["vocab"] = {{"kind", "symbols"}, {"size", 200}, {"symbols", std::vector<std::string>(200, "s")}};
+  });
+  uint64_t first_bad = std::find_if(train_.begin(), train_.end(), [](uint32_t t) { return t >= 200; }) - train_.begin();
+  std::vector<std::string> problems = verify_dataset(dir_, false);
+  ASSERT_FALSE(problems.empty());
+  EXPECT_THAT(problems[0], HasSubstr("train-00000.h5:/tokens: token " + std::to_string(train_[first_bad]) +
+                                     " at position " + std::to_string(first_bad)));
+  EXPECT_THAT(problems[0], HasSubstr("outside the vocabulary of 200 symbols"));
+  EXPECT_THAT(error_of([&] { Dataset::open(dir_, true); }), HasSubstr("outside the vocabulary"));
+  auto ds = Dataset::open(dir_, false);
+  std::string msg = error_of([&] { read_range(ds->split("train"), 0, 3000); });
+  EXPECT_THAT(msg, HasSubstr(shard("train-00000.h5")));
+  EXPECT_THAT(msg, HasSubstr("at position " + std::to_string(first_bad) + " of the shard is outside the vocabulary of 200"));
+  EXPECT_THAT(error_of([&] { test::dump_to_string(*ds, "train"); }), HasSubstr("outside the vocabulary"));
+}
+
+TEST_F(Integrity, ShardThatIsADeviceIsRefusedWithoutReadingIt) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  const std::string file = shard("train-00001.h5");
+  ASSERT_EQ(::unlink(file.c_str()), 0);
+  ASSERT_EQ(::symlink("/dev/zero", file.c_str()), 0);
+  EXPECT_IN_CHILD(20, tmp_, {
+    std::vector<std::string> problems = verify_dataset(dir_, false);
+    return contains_all(problems.size() == 1 ? problems[0] : "", {file, "not a regular file"});
+  });
+  EXPECT_THAT(error_of([&] { Dataset::open(dir_, false); }), HasSubstr("not a regular file"));
+}
+
+TEST_F(Integrity, ManifestWithAVocabularyFileOutsideTheDirectoryIsRejected) {
+  write_file_atomic(tmp_ / "outside.txt", "secret\n");
+  edit_manifest([](nlohmann::json& j) {
+    j["vocab"] = {{"kind", "file"}, {"size", 256}, {"file", "../outside.txt"}, {"checksum", "xxh3:0"}};
+  });
+  std::string msg = error_of([&] { Dataset::open(dir_, false); });
+  EXPECT_THAT(msg, HasSubstr("vocab.file '../outside.txt' must be a plain file name inside the dataset directory"));
+  std::vector<std::string> problems = verify_dataset(dir_, false);
+  ASSERT_THAT(problems, SizeIs(1));
+  EXPECT_THAT(problems[0], HasSubstr("must be a plain file name"));
+}
+
+TEST_F(Integrity, ManifestCountsMustBeNonNegativeIntegers) {
+  for (nlohmann::json bad : {nlohmann::json(3000.5), nlohmann::json(-3000), nlohmann::json("3000")}) {
+    edit_manifest([&](nlohmann::json& j) { j["splits"]["train"]["tokens"] = bad; });
+    std::string msg = error_of([&] { Dataset::open(dir_, false); });
+    EXPECT_THAT(msg, HasSubstr("splits.train.tokens")) << bad;
+    EXPECT_THAT(msg, HasSubstr("must be a non-negative integer")) << bad;
+  }
+}
+
+TEST(ExamplesLayout, ShardWithoutOffsetsIsRejectedByVerify) {
+  TempDir tmp("no-offsets");
+  const std::string dir = tmp / "ds";
+  Manifest m = stream_manifest(256);
+  m.layout = Layout::kExamples;
+  DatasetWriter w(dir, m, false);
+  w.begin_split("train", 100);
+  for (uint32_t i = 0; i < 5; ++i) {
+    Example e;
+    e.tokens = {i, i + 1, i + 2};
+    w.append_example(e);
+  }
+  w.end_split();
+  w.finish();
+  // Remove /offsets and make the manifest agree with the new file, as a hand-made dataset would.
+  const std::string path = dir + "/train-00000.h5";
+  {
+    h5::Handle f = h5::open_file(path, true);
+    ASSERT_GE(H5Ldelete(f.get(), "offsets", H5P_DEFAULT), 0);
+  }
+  nlohmann::json j = nlohmann::json::parse(read_file(dir + "/manifest.json"));
+  uint64_t size = 0;
+  j["splits"]["train"]["shards"][0]["file_checksum"] = checksum_file(path, &size);
+  j["splits"]["train"]["shards"][0]["file_size"] = size;
+  write_file_atomic(dir + "/manifest.json", j.dump(2));
+  std::vector<std::string> problems = verify_dataset(dir, false);
+  ASSERT_THAT(problems, SizeIs(1));
+  EXPECT_THAT(problems[0], HasSubstr(path + ": /offsets is missing"));
+  EXPECT_THAT(error_of([&] { Dataset::open(dir, false); }), HasSubstr("/offsets is missing"));
 }
 
 }  // namespace
