@@ -32,6 +32,14 @@ const std::vector<KeySpec>& config_schema() {
       {"model.pre_ln", ValueType::kBool, "false", "pre-LayerNorm sublayers (default post-LN, as the reference XL)"},
       {"model.init_std", ValueType::kFloat, "0.02", "std of the normal initialisation (LayerNorm weights: mean 1)", {}, 0.0},
       {"model.vocab_size", ValueType::kInt, "0", "vocabulary size; 0 = from the dataset manifest (else must match it)", {}, 0, kMaxVocab},
+      {"model.cutoffs", ValueType::kIntList, "[]", "transformer/XL/BRT families: adaptive input and softmax cluster "
+       "boundaries inside the vocabulary (WikiText-103: [20000, 40000, 200000]); [] = one full softmax", {}, 1},
+      {"model.div_val", ValueType::kInt, "1", "adaptive input/softmax: cluster i's tables are model.d_embed / div_val^i "
+       "wide (1 = one table)", {}, 1},
+      {"model.d_embed", ValueType::kInt, "0", "width of the (head cluster's) embedding table; 0 = model.d_model, "
+       "otherwise projected to d_model", {}, 0},
+      {"model.tie_projs", ValueType::kBool, "true", "adaptive softmax: the tail clusters' output projections are the "
+       "adaptive input's (the head's stays its own; the reference's WikiText-103 setting)"},
       {"model.mem_len", ValueType::kInt, "512", "XL memory length M (0 = no memory)", {}, 0, kMaxLength},
       {"model.clamp_len", ValueType::kInt, "-1", "XL: clamp relative positions to this distance (<= 0: no clamp)"},
       {"model.same_length", ValueType::kBool, "false", "XL: every query sees the same number of keys during training"},

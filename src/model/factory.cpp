@@ -114,6 +114,10 @@ std::shared_ptr<LanguageModel> make_model(const Config& c, int64_t vocab_size) {
   }
   if (type == "r_transformer" || type == "recurrent_transformer" || type == "gpt") {
     if (c.get_int("model.n_rsa_heads") != 0) fail("config error: model.type = {} has no RSA heads (model.n_rsa_heads must be 0)", type);
+    if (!c.get_int_list("model.cutoffs").empty() || c.get_int("model.div_val") != 1 || c.get_int("model.d_embed") != 0) {
+      fail("config error: model.type = {} has one tied embedding table: model.cutoffs, model.div_val and model.d_embed "
+           "(adaptive input and softmax) are for the transformer, XL and BRT families", type);
+    }
     const int64_t d = c.get_int("model.d_model"), heads = c.get_int("model.n_head");
     if (d % heads != 0) fail("config error: model.d_model = {} is not divisible by model.n_head = {}", d, heads);
     if (type == "r_transformer") {
@@ -180,6 +184,10 @@ std::shared_ptr<LanguageModel> make_model(const Config& c, int64_t vocab_size) {
   o.max_len = c.get_int("model.max_len");
   std::string pos = c.get_string("model.pos_enc");
   o.pos_encoding = pos == "learned" ? PosEncoding::kLearned : pos == "none" ? PosEncoding::kNone : PosEncoding::kSinusoidal;
+  o.cutoffs = c.get_int_list("model.cutoffs");
+  o.div_val = c.get_int("model.div_val");
+  o.d_embed = c.get_int("model.d_embed");
+  o.tie_projs = c.get_bool("model.tie_projs");
 
   bool rsa = type == "rsa_xl" || type == "tl_xl" || type == "fl_xl" || type == "rsa_transformer" || type == "rsa_brt";
   if (type == "xl" || type == "rsa_xl" || type == "tl_xl" || type == "fl_xl") {

@@ -4,8 +4,6 @@
 
 #include <torch/torch.h>
 
-#include <cmath>
-
 #include "core/error.h"
 
 namespace recur::model {
@@ -17,14 +15,6 @@ torch::Tensor linear_fp32(const torch::Tensor& x, const torch::Tensor& weight, c
 }
 
 namespace {
-// A module that only holds an output bias, so the parameter is named crit.out_layers.0.bias.
-class BiasImpl : public torch::nn::Module {
- public:
-  explicit BiasImpl(int64_t n) { bias = register_parameter("bias", torch::zeros({n})); }
-  torch::Tensor bias;
-};
-TORCH_MODULE(Bias);
-
 // pos_emb.inv_freq (buffer, as in the reference) and, for learned absolute positions, pos_emb.weight.
 class PosEmbImpl : public torch::nn::Module {
  public:
@@ -36,16 +26,6 @@ class PosEmbImpl : public torch::nn::Module {
 };
 TORCH_MODULE(PosEmb);
 }  // namespace
-
-AdaptiveEmbeddingImpl::AdaptiveEmbeddingImpl(int64_t vocab, int64_t d_model) : scale_(std::sqrt(static_cast<double>(d_model))) {
-  emb_layers = register_module("emb_layers", torch::nn::ModuleList(torch::nn::Embedding(vocab, d_model)));
-}
-
-torch::Tensor AdaptiveEmbeddingImpl::weight() { return emb_layers[0]->as<torch::nn::Embedding>()->weight; }
-
-torch::Tensor AdaptiveEmbeddingImpl::forward(const torch::Tensor& tokens) {
-  return emb_layers[0]->as<torch::nn::Embedding>()->forward(tokens) * scale_;
-}
 
 torch::Tensor attention_mask(int64_t qlen, int64_t mlen, int64_t mem_len, bool same_length, const torch::Device& device) {
   int64_t klen = qlen + mlen;
@@ -63,7 +43,14 @@ torch::Tensor attention_mask(int64_t qlen, int64_t mlen, int64_t mem_len, bool s
 TransformerLm::TransformerLm(LmOptions o) : options_(std::move(o)) {
   const auto& a = options_.attn;
   torch::manual_seed(static_cast<uint64_t>(options_.init_seed));
-  word_emb = register_module("word_emb", AdaptiveEmbedding(options_.vocab_size, a.d_model));
+  AdaptiveOptions adaptive;
+  adaptive.vocab = options_.vocab_size;
+  adaptive.d_proj = a.d_model;
+  adaptive.d_embed = options_.d_embed > 0 ? options_.d_embed : a.d_model;
+  adaptive.cutoffs = options_.cutoffs;
+  adaptive.div_val = options_.div_val;
+  adaptive.tie_projs = options_.tie_projs;
+  word_emb = register_module("word_emb", AdaptiveEmbedding(adaptive));
   if (a.relative) {
     r_w_bias = register_parameter("r_w_bias", torch::empty({a.n_head, a.d_head}));
     r_r_bias = register_parameter("r_r_bias", torch::empty({a.n_head, a.d_head}));
@@ -80,11 +67,7 @@ TransformerLm::TransformerLm(LmOptions o) : options_(std::move(o)) {
     else layers->push_back(DecoderLayer(layer, options_.d_inner));
   }
   if (!a.relative && a.pre_ln) ln_f = register_module("ln_f", torch::nn::LayerNorm(torch::nn::LayerNormOptions({a.d_model})));
-  auto crit = std::make_shared<torch::nn::Module>();
-  auto out_layers = torch::nn::ModuleList(Bias(options_.vocab_size));
-  crit->register_module("out_layers", out_layers);
-  register_module("crit", crit);
-  crit_bias = out_layers[0]->as<BiasImpl>()->bias;
+  crit = register_module("crit", ProjectedAdaptiveLogSoftmax(adaptive, word_emb));
   drop = register_module("drop", torch::nn::Dropout(a.dropout));
   reset_parameters();
 }
@@ -99,8 +82,10 @@ void TransformerLm::reset_parameters() {
     auto& p = item.value();
     if (name.find(".rem.") != std::string::npos) continue;
     bool is_ln = name.find("layer_norm") != std::string::npos || name.rfind("ln_f", 0) == 0;
-    bool is_bias = name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
+    bool is_bias = (name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0) || name == "crit.cluster_bias";
+    bool is_proj = name.find("_projs.") != std::string::npos;  // adaptive projections: the reference's proj_init_std
     if (is_bias) p.zero_();
+    else if (is_proj) p.normal_(0.0, 0.01);
     else if (is_ln) p.normal_(1.0, std);
     else p.normal_(0.0, std);
   }
@@ -111,6 +96,10 @@ void TransformerLm::set_eval_settings(int64_t mem_len, bool same_length, int64_t
   options_.eval_mem_len = mem_len;
   options_.eval_same_length = same_length;
   options_.eval_clamp_len = clamp_len;
+}
+
+torch::Tensor TransformerLm::output_nll(const ForwardResult& out, const torch::Tensor& target) {
+  return out.logits.defined() ? LanguageModel::output_nll(out, target) : crit->nll(out.hidden, target);
 }
 
 std::vector<double> TransformerLm::rsa_gates() {
@@ -185,7 +174,8 @@ ForwardResult TransformerLm::forward(const torch::Tensor& tokens, const State& s
   if (!ln_f.is_empty()) h = ln_f(h);
   h = drop(h);
   ForwardResult out;
-  out.logits = linear_fp32(h, word_emb->weight(), crit_bias);
+  if (crit->clustered()) out.hidden = h;  // [B, T, V] logits would not fit (WikiText-103: 9.6 GB at 60 x 150)
+  else out.logits = crit->logits(h);
   if (options_.brt_layer >= 0) {
     out.state.tensors["brt.state"] = carry.state;
     out.state.tensors["brt.prev"] = carry.prev;

@@ -1,7 +1,7 @@
 // The attention language models: Transformer-XL (xl, rsa_xl, tl_xl, fl_xl), the Block-Recurrent
 // Transformer as an XL stack with one block-recurrent layer (brt, rsa_brt) and the decoder-only
 // Transformer (transformer, rsa_transformer). Invariant: names follow the reference MemTransformerLM
-// state_dict (word_emb.emb_layers.0, r_w_bias, r_r_bias, layers.N.dec_attn/pos_ff, crit.out_layers.0.bias).
+// state_dict (word_emb.emb_layers.N, r_w_bias, r_r_bias, layers.N.dec_attn/pos_ff, crit.out_layers.N.bias).
 #pragma once
 
 #include <functional>
@@ -10,8 +10,8 @@
 
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/dropout.h>
-#include <torch/nn/modules/embedding.h>
 
+#include "model/adaptive.h"
 #include "model/attention.h"
 #include "model/brt.h"
 #include "model/model.h"
@@ -42,20 +42,12 @@ struct LmOptions {
   // Block-Recurrent Transformer: the index of the block-recurrent layer (< 0: none)
   int64_t brt_layer = -1;
   BrtOptions brt;
+  // Adaptive input and softmax (adaptive.h); the defaults are one tied d_model table and a full softmax.
+  std::vector<int64_t> cutoffs;
+  int64_t div_val = 1;
+  int64_t d_embed = 0;                 // 0: attn.d_model
+  bool tie_projs = true;
 };
-
-// Holds the embedding matrix under the reference name emb_layers.0.weight (div_val = 1).
-class AdaptiveEmbeddingImpl : public torch::nn::Module {
- public:
-  AdaptiveEmbeddingImpl(int64_t vocab, int64_t d_model);
-  torch::Tensor forward(const torch::Tensor& tokens);
-  torch::Tensor weight();
-
- private:
-  torch::nn::ModuleList emb_layers{nullptr};
-  double scale_;
-};
-TORCH_MODULE(AdaptiveEmbedding);
 
 class TransformerLm : public LanguageModel {
  public:
@@ -67,15 +59,18 @@ class TransformerLm : public LanguageModel {
   }
   void set_eval_settings(int64_t mem_len, bool same_length, int64_t clamp_len) override;
   std::vector<double> rsa_gates() override;
+  // With tail clusters the forward returns the hidden states and the loss comes from here.
+  torch::Tensor output_nll(const ForwardResult& out, const torch::Tensor& target) override;
   const LmOptions& options() const { return options_; }
 
  private:
   void reset_parameters();
   LmOptions options_;
   AdaptiveEmbedding word_emb{nullptr};
+  ProjectedAdaptiveLogSoftmax crit{nullptr};
   torch::nn::ModuleList layers{nullptr};
   torch::nn::Dropout drop{nullptr};
-  torch::Tensor r_w_bias, r_r_bias, crit_bias, pos_weight, inv_freq;
+  torch::Tensor r_w_bias, r_r_bias, pos_weight, inv_freq;
   torch::nn::LayerNorm ln_f{nullptr};  // pre-LN decoder-only Transformer only
 };
 

@@ -30,7 +30,8 @@ struct State {
 };
 
 struct ForwardResult {
-  torch::Tensor logits;  // [B, T, V]
+  torch::Tensor logits;  // [B, T, V]; undefined where the model scores without them (adaptive softmax)
+  torch::Tensor hidden;  // [B, T, d] before the output layer, set where logits are not (see output_nll)
   State state;           // the state after this segment (detached where the model carries it)
 };
 
@@ -45,6 +46,9 @@ class LanguageModel : public torch::nn::Module {
   virtual void set_eval_settings(int64_t mem_len, bool same_length, int64_t clamp_len) {}
   // Learned RSA gates sigmoid(mu) per layer (empty for models without RSA heads).
   virtual std::vector<double> rsa_gates() { return {}; }
+  // -log p(target) per position [B, T], fp32, from a forward's result: the cross-entropy of its logits
+  // by default; models that leave logits undefined (adaptive softmax) score their hidden states.
+  virtual torch::Tensor output_nll(const ForwardResult& out, const torch::Tensor& target);
 };
 
 // Builds the model named by model.type; `vocab_size` comes from the dataset's manifest. Throws a

@@ -20,10 +20,19 @@ FlopCount model_flops_per_token(model::LanguageModel& model, const Config& c, in
     const std::string& name = p.key();
     if (name.find("emb") != std::string::npos) continue;  // embedding lookups are not matrix products
     if (name.find(".rem.") != std::string::npos || name.find("bias") != std::string::npos) continue;  // REMs, XL biases
+    if (name.rfind("crit.", 0) == 0) continue;  // the (adaptive) softmax: counted below
     if (t.size(0) == vocab && t.size(-1) == d_model) has_output = true;
     f.dense_params += static_cast<double>(t.numel());
   }
-  if (!has_output) f.dense_params += static_cast<double>(vocab * d_model);  // tied output layer
+  if (!has_output) {
+    // The tied output layer; with adaptive softmax (model.cutoffs) its head only (shortlist + one logit per
+    // tail cluster): a tail cluster scores only its own tokens, a data-dependent fraction.
+    const auto cutoffs = c.get_int_list("model.cutoffs");
+    const int64_t d_embed = c.get_int("model.d_embed") > 0 ? c.get_int("model.d_embed") : d_model;
+    const bool projected = c.get_int("model.div_val") > 1 || d_embed != d_model;
+    const int64_t rows = cutoffs.empty() ? vocab : cutoffs[0] + static_cast<int64_t>(cutoffs.size());
+    f.dense_params += static_cast<double>(rows * d_embed + (projected ? d_model * d_embed : 0));
+  }
   const bool xl = type == "xl" || type == "rsa_xl" || type == "tl_xl" || type == "fl_xl" || type == "brt" || type == "rsa_brt";
   const int64_t keys = c.get_int("train.tgt_len") + (xl ? c.get_int("model.mem_len") : 0);
   const int64_t products = xl ? 3 : 2;  // XL: content scores, position scores, weighted values

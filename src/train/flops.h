@@ -5,7 +5,9 @@
 //             relative-position product) and 2 x d_head x keys for the weighted sum of values,
 //   training = 3 x forward (backward = 2 x forward).
 // keys = train.tgt_len + model.mem_len (every key counted, as nanoGPT does, not halved for the causal
-// mask). Element-wise work (softmax, LayerNorm, REMs, gates) is not counted.
+// mask). Element-wise work (softmax, LayerNorm, REMs, gates) is not counted. With adaptive softmax the
+// output layer is its head (shortlist + cluster logits, and its projection); the tails and the adaptive
+// input's projections, which apply to the tokens of one cluster each, are not counted.
 #pragma once
 
 #include <cstdint>

@@ -5,7 +5,8 @@
 //   4. carry the recurrent state (fp32, detached) to the next segment;
 //   5. clip the global gradient norm, set the learning rate, update, zero the gradients.
 // Invariant: nothing here reads a device value back to the host, so on a GPU the CPU runs ahead of the
-// device; the step's loss comes back as a device tensor that the caller reads when it needs it.
+// device; the step's loss comes back as a device tensor that the caller reads when it needs it. (The one
+// exception is a model's own: adaptive softmax reads its cluster sizes, model/adaptive.h.)
 #pragma once
 
 #include <cstdint>

@@ -5,8 +5,10 @@
 
 #include <cmath>
 
+#include "core/error.h"
 #include "data/dataset.h"
 #include "data/loaders.h"
+#include "model/model.h"
 
 namespace recur::train {
 namespace {
@@ -15,6 +17,17 @@ constexpr double kLn2 = 0.69314718055994530942;
 
 torch::Tensor as_tensor(const std::vector<int64_t>& v, int64_t rows, int64_t cols) {
   return torch::from_blob(const_cast<int64_t*>(v.data()), {rows, cols}, torch::kInt64).clone();
+}
+
+torch::Tensor weighted_mean(const torch::Tensor& per, const torch::Tensor& weight) {
+  return (per * weight).sum() / weight.sum().clamp_min(1.0);
+}
+
+void require_next_token(Task task) {
+  if (task == Task::kLabelSets) {
+    fail("config error: the label-set task scores every symbol and needs logits; adaptive softmax (model.cutoffs) "
+         "scores next tokens only");
+  }
 }
 
 }  // namespace
@@ -88,41 +101,59 @@ torch::Tensor task_loss(Task task, const torch::Tensor& logits, const Batch& b) 
     auto per = F::binary_cross_entropy_with_logits(logits, label_bits(b.target, V).to(logits.dtype()),
                                                    F::BinaryCrossEntropyWithLogitsFuncOptions().reduction(torch::kNone))
                    .mean(-1);
-    return (per * b.weight).sum() / b.weight.sum().clamp_min(1.0);
+    return weighted_mean(per, b.weight);
   }
   auto per = F::cross_entropy(logits.reshape({-1, V}), b.target.reshape({-1}),
                               F::CrossEntropyFuncOptions().reduction(torch::kNone));
-  auto w = b.weight.reshape({-1});
-  return (per * w).sum() / w.sum().clamp_min(1.0);
+  return weighted_mean(per, b.weight.reshape({-1}));
+}
+
+torch::Tensor task_loss(Task task, model::LanguageModel& model, const model::ForwardResult& out, const Batch& b) {
+  if (out.logits.defined()) return task_loss(task, out.logits.to(torch::kFloat32), b);
+  require_next_token(task);
+  auto per = model.output_nll(out, b.target);
+  return b.weight.defined() ? weighted_mean(per, b.weight) : per.mean();
 }
 
 void EvalSums::add(Task task, const torch::Tensor& logits, const Batch& b) {
   const int64_t V = logits.size(-1);
   namespace F = torch::nn::functional;
   auto l64 = logits.to(torch::kFloat64);
-  torch::Tensor pos_ok, weight, loss;
   if (task == Task::kLabelSets) {
     auto bits = label_bits(b.target, V).to(torch::kFloat64);
-    loss = (F::binary_cross_entropy_with_logits(l64, bits, F::BinaryCrossEntropyWithLogitsFuncOptions().reduction(torch::kNone))
-                .mean(-1) * b.weight.to(torch::kFloat64)).sum();
-    pos_ok = l64.gt(0).eq(bits.gt(0.5)).all(-1);
-    weight = b.weight;
-  } else {
-    auto per = F::cross_entropy(l64.reshape({-1, V}), b.target.reshape({-1}),
-                                F::CrossEntropyFuncOptions().reduction(torch::kNone)).view(b.target.sizes());
-    weight = b.weight.defined() ? b.weight : torch::ones(b.target.sizes(), per.options().dtype(torch::kFloat32));
-    loss = (per * weight.to(torch::kFloat64)).sum();
-    pos_ok = l64.argmax(-1).eq(b.target);
+    auto per = F::binary_cross_entropy_with_logits(l64, bits, F::BinaryCrossEntropyWithLogitsFuncOptions().reduction(torch::kNone))
+                   .mean(-1);
+    accumulate(task, per, b, l64.gt(0).eq(bits.gt(0.5)).all(-1));
+    return;
   }
+  auto per = F::cross_entropy(l64.reshape({-1, V}), b.target.reshape({-1}),
+                              F::CrossEntropyFuncOptions().reduction(torch::kNone)).view(b.target.sizes());
+  accumulate(task, per, b, l64.argmax(-1).eq(b.target));
+}
+
+void EvalSums::add(Task task, model::LanguageModel& model, const model::ForwardResult& out, const Batch& b) {
+  if (out.logits.defined()) return add(task, out.logits, b);
+  require_next_token(task);
+  accumulate(task, model.output_nll(out, b.target).to(torch::kFloat64), b, torch::Tensor());
+}
+
+void EvalSums::accumulate(Task task, const torch::Tensor& per, const Batch& b, const torch::Tensor& pos_ok) {
+  auto weight = b.weight.defined() ? b.weight : torch::ones(b.target.sizes(), per.options().dtype(torch::kFloat32));
+  auto loss = (per * weight.to(torch::kFloat64)).sum();
   auto counted = weight.gt(0);
   auto f64 = [](const torch::Tensor& t) { return t.to(torch::kFloat64); };
-  torch::Tensor seqs = torch::zeros({}, loss.options()), seqs_ok = torch::zeros({}, loss.options());
-  if (task != Task::kStream) {
-    auto seq_ok = (pos_ok | counted.logical_not()).all(-1);
-    seqs = torch::full({}, static_cast<double>(seq_ok.size(0)), loss.options());
-    seqs_ok = f64(seq_ok.sum());
+  torch::Tensor correct = torch::zeros({}, loss.options()), seqs = correct, seqs_ok = correct;
+  if (!pos_ok.defined()) {
+    accuracy_ = false;
+  } else {
+    correct = f64((pos_ok & counted).sum());
+    if (task != Task::kStream) {
+      auto seq_ok = (pos_ok | counted.logical_not()).all(-1);
+      seqs = torch::full({}, static_cast<double>(seq_ok.size(0)), loss.options());
+      seqs_ok = f64(seq_ok.sum());
+    }
   }
-  auto s = torch::stack({loss, f64(counted.sum()), f64((pos_ok & counted).sum()), seqs, seqs_ok});
+  auto s = torch::stack({loss, f64(counted.sum()), correct, seqs, seqs_ok});
   sums_ = sums_.defined() ? sums_ + s : s;
 }
 
@@ -133,11 +164,12 @@ nlohmann::json EvalSums::result(Task task, bool word) const {
     v.assign(h.data_ptr<double>(), h.data_ptr<double>() + 5);
   }
   const double loss = v[0] / std::max(1.0, v[1]);
-  nlohmann::json j = {{"positions", v[1]}, {"loss", loss}, {"token_accuracy", v[2] / std::max(1.0, v[1])}};
+  nlohmann::json j = {{"positions", v[1]}, {"loss", loss}};
+  if (accuracy_) j["token_accuracy"] = v[2] / std::max(1.0, v[1]);
   if (task == Task::kStream) {
     if (word) j["ppl"] = std::exp(loss);
     else j["bpc"] = loss / kLn2;
-  } else {
+  } else if (accuracy_) {
     j["sequence_accuracy"] = v[4] / std::max(1.0, v[3]);
     j["sequences"] = v[3];
   }

@@ -13,6 +13,10 @@ namespace recur::data {
 class Dataset;
 struct TokenBatch;
 }  // namespace recur::data
+namespace recur::model {
+class LanguageModel;
+struct ForwardResult;
+}  // namespace recur::model
 
 namespace recur::train {
 
@@ -48,12 +52,18 @@ torch::Tensor label_bits(const torch::Tensor& sets, int64_t vocab);
 
 // Mean loss over the counted positions (a 0-dim tensor on the logits' device).
 torch::Tensor task_loss(Task task, const torch::Tensor& logits, const Batch& batch);
+// The same for a forward's result: from its logits, or, where the model leaves them undefined (adaptive
+// softmax), from model.output_nll (next-token tasks only).
+torch::Tensor task_loss(Task task, model::LanguageModel& model, const model::ForwardResult& out, const Batch& batch);
 
 // Running evaluation sums, kept as fp64 tensors on the device of the logits: nothing is read back to
 // the host until result().
 class EvalSums {
  public:
   void add(Task task, const torch::Tensor& logits, const Batch& batch);
+  // The same for a forward's result. Without logits (adaptive softmax) only the loss is summed: the
+  // split then reports no token or sequence accuracy (an argmax would need every word's probability).
+  void add(Task task, model::LanguageModel& model, const model::ForwardResult& out, const Batch& batch);
   // The sums as a device tensor [loss, positions, correct, sequences, sequences_correct] (undefined
   // before the first add).
   const torch::Tensor& sums() const { return sums_; }
@@ -61,7 +71,10 @@ class EvalSums {
   nlohmann::json result(Task task, bool word_level) const;
 
  private:
+  // per: fp64 loss per position [R, T]; correct: per-position correctness (undefined = not known).
+  void accumulate(Task task, const torch::Tensor& per, const Batch& batch, const torch::Tensor& correct);
   torch::Tensor sums_;
+  bool accuracy_ = true;
 };
 
 }  // namespace recur::train

@@ -29,7 +29,8 @@ double learning_rate(const Config& config, int64_t step, int64_t steps_per_epoch
 
 // Evaluates `model` on a split in Transformer-XL order with the eval.* settings, on the device of its
 // parameters, reading the sums back once at the end. Returns {"split", "positions", "loss", "bpc" or
-// "ppl", "token_accuracy"} (examples: also "sequence_accuracy", "sequences").
+// "ppl", "token_accuracy"} (examples: also "sequence_accuracy", "sequences"; no accuracies for a model
+// with adaptive softmax, which has no full distribution to take an argmax of).
 nlohmann::json evaluate(model::LanguageModel& model, const data::Dataset& dataset, const std::string& split,
                         const Config& config);
 

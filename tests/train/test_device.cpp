@@ -10,6 +10,8 @@
 #include <torch/torch.h>
 
 #include "core/config.h"
+#include "core/error.h"
+#include "model/adaptive.h"
 #include "model/model.h"
 #include "train/flops.h"
 #include "train/optimizer.h"
@@ -276,6 +278,87 @@ TEST_P(Bf16LogitsTest, LogitsAreFp32UnderAutocast) {
 
 INSTANTIATE_TEST_SUITE_P(Families, Bf16LogitsTest,
                          ::testing::Values("xl", "rsa_xl", "brt", "transformer", "r_transformer", "recurrent_transformer"));
+
+}  // namespace
+}  // namespace recur::train
+
+namespace recur::train {
+namespace {
+
+// Adaptive softmax (model.cutoffs): the model returns hidden states, not logits; the training loss and
+// the evaluation sums come from its per-position NLL. (Not run on `meta`: the softmax reads its cluster
+// sizes back to the host, which `meta` cannot.)
+TEST(AdaptiveSoftmaxTaskTest, LossAndEvaluationComeFromTheModelsNll) {
+  Config c = Config::load(std::string(RECUR_SOURCE_DIR) + "/configs/tiny/xl.yaml", {"model.cutoffs=[5,8,11]"});
+  const int64_t V = 13, T = c.get_int("train.tgt_len");
+  auto model = model::make_model(c, V);
+  torch::manual_seed(4);
+  Batch b;
+  b.input = torch::randint(V, {4, T}, torch::kInt64);
+  b.target = torch::randint(V, {4, T}, torch::kInt64);
+  b.positions = static_cast<double>(4 * T);
+  torch::Tensor expected;
+  {
+    torch::NoGradGuard no_grad;
+    auto out = model->forward(b.input, model::State());
+    ASSERT_FALSE(out.logits.defined());
+    expected = model->output_nll(out, b.target);
+    EvalSums sums;
+    sums.add(Task::kStream, *model, out, b);
+    sums.add(Task::kStream, *model, out, b);
+    auto j = sums.result(Task::kStream, /*word_level=*/true);
+    EXPECT_NEAR(j["loss"].get<double>(), expected.mean().item<double>(), 1e-6);
+    EXPECT_NEAR(j["ppl"].get<double>(), std::exp(expected.mean().item<double>()), 1e-4);
+    EXPECT_EQ(j["positions"].get<double>(), 2.0 * 4 * T);
+    EXPECT_FALSE(j.contains("token_accuracy"));
+    EXPECT_THROW(sums.add(Task::kLabelSets, *model, out, b), Error);
+    // A weighted batch counts only its weighted positions.
+    Batch last = b;
+    weight_last_positions(&last, 3);
+    EXPECT_NEAR(task_loss(Task::kStream, *model, out, last).item<double>(), expected.slice(1, T - 3).mean().item<double>(), 1e-6);
+  }
+  TrainOptions o = TrainOptions::from(c);
+  o.optimizer = "sgd";
+  auto opt = make_optimizer(o, model->parameters());
+  Step step(*model, *opt, nullptr, StepOptions{Task::kStream, /*grad_accum=*/2, /*bf16=*/false, /*clip=*/0.25});
+  model::State state;
+  EXPECT_NEAR(step.forward_backward(b, &state).item<double>(), expected.mean().item<double>(), 1e-5);
+  for (const auto& p : model->named_parameters()) EXPECT_TRUE(p.value().grad().defined()) << p.key();
+  step.skip();
+  // Under bf16 autocast the NLL is computed in fp32 from bf16 hidden states: close, finite.
+  Step bf16(*model, *opt, nullptr, StepOptions{Task::kStream, /*grad_accum=*/1, /*bf16=*/true, /*clip=*/0.25});
+  model::State fresh;
+  EXPECT_NEAR(bf16.forward_backward(b, &fresh).item<double>(), expected.mean().item<double>(), 0.05);
+}
+
+// The adaptive input with narrower tail tables (div_val > 1) has no data-dependent shapes: it runs on
+// `meta`, forward and backward.
+TEST(AdaptiveSoftmaxTaskTest, AdaptiveInputStaysOnTheDevice) {
+  model::AdaptiveOptions o;
+  o.vocab = 13;
+  o.d_proj = 8;
+  o.d_embed = 8;
+  o.cutoffs = {5, 9};
+  o.div_val = 2;
+  model::AdaptiveEmbedding emb(o);
+  to_meta(*emb);
+  auto out = emb->forward(torch::zeros({2, 3}, meta(torch::kInt64)));
+  EXPECT_EQ(out.device(), kMeta);
+  EXPECT_EQ(out.sizes(), (std::vector<int64_t>{2, 3, 8}));
+  out.sum().backward();
+  for (const auto& p : emb->named_parameters()) {
+    ASSERT_TRUE(p.value().grad().defined()) << p.key();
+    EXPECT_EQ(p.value().grad().device(), kMeta) << p.key();
+  }
+}
+
+// FLOPs with adaptive softmax: the output layer counts its head only (shortlist + one logit per cluster).
+TEST(FlopsTest, AdaptiveSoftmaxCountsItsHead) {
+  Config c = Config::load(std::string(RECUR_SOURCE_DIR) + "/configs/tiny/xl.yaml", {"model.cutoffs=[100,200]"});
+  auto model = model::make_model(c, 256);
+  const double per_layer = 3 * 32 * 32 + 32 * 32 + 32 * 32 + 2 * 32 * 64;
+  EXPECT_EQ(model_flops_per_token(*model, c, 256).dense_params, 2 * per_layer + (100 + 2) * 32);
+}
 
 }  // namespace
 }  // namespace recur::train
