@@ -21,7 +21,7 @@ const std::vector<KeySpec>& config_schema() {
       // --- model ------------------------------------------------------------------------------
       {"model.type", ValueType::kString, "\"xl\"", "model family",
        {"transformer", "rsa_transformer", "xl", "rsa_xl", "tl_xl", "fl_xl", "brt", "rsa_brt", "r_transformer",
-        "recurrent_transformer"}},
+        "recurrent_transformer", "gpt"}},
       {"model.n_layer", ValueType::kInt, "12", "layers", {}, 1, kMaxLayers},
       {"model.n_head", ValueType::kInt, "8", "attention heads per layer", {}, 1, kMaxHeads},
       {"model.d_model", ValueType::kInt, "512", "model width", {}, 1, kMaxWidth},
@@ -61,6 +61,9 @@ const std::vector<KeySpec>& config_schema() {
       {"model.brt_state_ffn", ValueType::kBool, "false", "brt/rsa_brt: feed-forward on the state update (false = skip)"},
       {"model.rnn_type", ValueType::kString, "\"gru\"", "r_transformer: the LocalRNN's cell", {"gru", "lstm", "rnn"}},
       {"model.local_window", ValueType::kInt, "7", "r_transformer: LocalRNN window k", {}, 1, kMaxLength},
+      {"model.emb_dropout", ValueType::kFloat, "-1.0", "r_transformer: dropout on the embedding output (negative = model.dropout)", {}, -1.0, 1.0},
+      {"model.emb_init", ValueType::kString, "\"uniform\"", "r_transformer: tied embedding init, uniform(-0.1, 0.1) "
+       "(the reference's character model) or normal N(0, 0.01) (its word model)", {"uniform", "normal"}},
       {"model.rt_window", ValueType::kInt, "1", "recurrent_transformer: window w of hidden vectors and new tokens per step (1 = the paper)", {}, 1, kMaxLength},
       // --- train ------------------------------------------------------------------------------
       {"train.steps", ValueType::kInt, "1000", "optimizer steps to run", {}, 0},
@@ -107,6 +110,9 @@ const std::vector<KeySpec>& config_schema() {
       {"checkpoint.milestone_every", ValueType::kInt, "0", "checkpoints at multiples of this step are never deleted (0 = none)", {}, 0},
       // --- eval -------------------------------------------------------------------------------
       {"eval.tgt_len", ValueType::kInt, "0", "evaluation segment length (0 = train.tgt_len)", {}, 0, kMaxLength},
+      {"eval.score_last", ValueType::kInt, "0", "streams: 0 = score every position of consecutive segments; N > 0 = "
+       "windows of eval.tgt_len tokens every N tokens, each from an empty state, scoring only their last N positions "
+       "(every scored token has eval.tgt_len - N tokens of context; the R-Transformer's protocol)", {}, 0},
       {"eval.mem_len", ValueType::kInt, "-1", "evaluation memory length (-1 = model.mem_len)", {}, -1, kMaxLength},
       {"eval.clamp_len", ValueType::kInt, "-1", "evaluation clamp_len (-1 = model.clamp_len)"},
       {"eval.same_length", ValueType::kBool, "true", "XL evaluation: every query sees exactly eval.mem_len keys"},
