@@ -51,9 +51,15 @@ const std::vector<KeySpec>& config_schema() {
        "(k1..k6): RSA heads of each REM type: regular, cos, sin, dilated regular, dilated cos, dilated sin", {}, 0, kMaxHeads},
       {"model.dilations", ValueType::kIntList, "[]", "one dilation per dilated RSA head (k4+k5+k6 values)", {}, 1, kMaxLength},
       {"model.mu_init", ValueType::kFloat, "0.0", "initial RSA gate pre-activation mu (gate = sigmoid(mu))"},
-      {"model.rem_truncation", ValueType::kInt, "200", "K: REM entries with power beyond K are 0 (TL: lags 1..K)", {}, 1},
+      {"model.rem_truncation", ValueType::kInt, "200", "K: parametric REM entries with power beyond K are 0", {}, 1},
       {"model.rsa_drop_rel_pos", ValueType::kBool, "false", "rsa_xl: RSA heads drop the relative-position term"},
-      {"model.fl_max_len", ValueType::kInt, "0", "fl_xl: size of the learnable matrix (0 = train.tgt_len + model.mem_len)", {}, 0},
+      {"model.fl_max_len", ValueType::kInt, "0", "fl_xl: keys (columns) of the learnable train.tgt_len x keys matrix per head "
+       "(0 = train.tgt_len + model.mem_len); keys beyond it (a longer evaluation memory) get 0", {}, 0, kMaxLength},
+      {"model.tl_lags", ValueType::kInt, "0", "tl_xl: learnable lag weights 1..N (0 = every lag of the training window, "
+       "train.tgt_len + model.mem_len - 1); longer lags get 0", {}, 0, kMaxLength},
+      {"model.rem_cyclical", ValueType::kString, "\"shared_pair\"", "cyclical REM parameters: shared_pair (the k-th cos and "
+       "k-th sin head of a family share (nu, theta), Table 7's counts), fixed_theta (nu per head, theta = pi/4 not learned), "
+       "per_head (nu and theta per head)", {"shared_pair", "fixed_theta", "per_head"}},
       {"model.brt_layer", ValueType::kInt, "-3", "brt/rsa_brt: index of the block-recurrent layer (negative: from the top; -3 = third from the top)"},
       {"model.brt_window", ValueType::kInt, "512", "brt/rsa_brt: window W of tokens processed per recurrent step", {}, 1, kMaxLength},
       {"model.brt_states", ValueType::kInt, "512", "brt/rsa_brt: number S of recurrent state vectors", {}, 1, kMaxLength},
@@ -92,7 +98,8 @@ const std::vector<KeySpec>& config_schema() {
       {"train.backend", ValueType::kString, "\"auto\"", "communication between ranks: auto (NCCL on GPUs, MPI on CPUs "
        "when launched with several ranks), mpi, nccl, single", {"auto", "mpi", "nccl", "single"}},
       {"train.device", ValueType::kString, "\"auto\"", "where to train: auto (a rank's GPU = its local rank when CUDA is "
-       "available, else the CPU), cpu, cuda", {"auto", "cpu", "cuda"}},
+       "available, else the CPU), cpu, cuda (the local rank's GPU), or cuda:N (GPU N for every rank of a node, e.g. "
+       "two ranks on one GPU for a test)", {}},
       {"train.precision", ValueType::kString, "\"fp32\"", "fp32, or bf16 autocast of the forward (fp32 master weights, "
        "gradients and optimizer)", {"fp32", "bf16"}},
       {"train.reduce_dtype", ValueType::kString, "\"fp32\"", "dtype of the gradient all-reduce: fp32, or bf16 (half the "
@@ -118,6 +125,11 @@ const std::vector<KeySpec>& config_schema() {
       {"eval.same_length", ValueType::kBool, "true", "XL evaluation: every query sees exactly eval.mem_len keys"},
       {"eval.batch_size", ValueType::kInt, "10", "streams evaluated in parallel", {}, 1, kMaxBatch},
       {"eval.extra_splits", ValueType::kStringList, "[]", "also evaluate these splits at the end of training (eval.json: splits.NAME)"},
+      {"eval.train_tgt_len", ValueType::kInt, "0", "evaluation during training (train.eval_every): segment length (0 = XL "
+       "models with memory: min(128, train.tgt_len) as the reference's training loop; others: train.tgt_len)", {}, 0, kMaxLength},
+      {"eval.train_mem_len", ValueType::kInt, "-1", "evaluation during training: memory length (-1 = XL models: model.mem_len "
+       "+ train.tgt_len - eval.train_tgt_len; others: model.mem_len)", {}, -1, kMaxLength},
+      {"eval.train_same_length", ValueType::kBool, "false", "evaluation during training: same_length (the reference's loop: off)"},
       {"eval.max_tokens", ValueType::kInt, "0", "evaluate at most this many tokens per stream set (0 = the whole split)", {}, 0},
   };
   return schema;
