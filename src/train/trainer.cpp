@@ -137,9 +137,32 @@ nlohmann::json evaluate(model::LanguageModel& model, const data::Dataset& ds, co
   const torch::Device device = model.parameters().front().device();
   EvalSums sums;  // on the device: read once at the end
   data::TokenBatch tb;
-  if (task == Task::kStream) {
-    int64_t T = c.get_int("eval.tgt_len");
-    if (T == 0) T = c.get_int("train.tgt_len");
+  int64_t T = c.get_int("eval.tgt_len");
+  if (T == 0) T = c.get_int("train.tgt_len");
+  if (task == Task::kStream && c.get_int("eval.score_last") > 0) {
+    // Overlapping windows (the R-Transformer's reference evaluation): window k holds tokens [kN, kN + T]
+    // (shorter at the end of the split) and scores only its last N positions, so every scored token
+    // has C = T - N tokens of context; together they score every target after the first C once.
+    const int64_t N = c.get_int("eval.score_last"), C = T - N, L = static_cast<int64_t>(split.tokens());
+    if (N > T) fail("config error: eval.score_last = {} exceeds the evaluation window of {} tokens (eval.tgt_len)", N, T);
+    int64_t windows = L - 1 > C ? (L - 1 - C + N - 1) / N : 0;  // k with kN + C < L - 1
+    if (c.get_int("eval.max_tokens") > 0) windows = std::min(windows, std::max<int64_t>(1, c.get_int("eval.max_tokens") / N));
+    const int64_t full = std::min(windows, L - 1 >= T ? (L - 1 - T) / N + 1 : 0);  // windows of all T tokens
+    auto run = [&](int64_t first, int64_t rows, int64_t len) {  // `rows` windows of `len` inputs from window `first`
+      tb.rows = rows;
+      tb.cols = len + 1;
+      tb.tokens.resize(static_cast<size_t>(rows * (len + 1)));
+      for (int64_t r = 0; r < rows; ++r) {
+        split.read_tokens(static_cast<uint64_t>((first + r) * N), static_cast<uint64_t>(len + 1), &tb.tokens[r * (len + 1)]);
+      }
+      Batch b = make_batch(tb, task).to(device);
+      weight_last_positions(&b, len - C);
+      sums.add(task, model, model.forward(b.input, model::State()), b);
+    };
+    const int64_t G = c.get_int("eval.batch_size");
+    for (int64_t first = 0; first < full; first += G) run(first, std::min(G, full - first), T);
+    if (windows > full) run(full, 1, L - 1 - full * N);  // at most one window is short
+  } else if (task == Task::kStream) {
     int64_t streams = std::min<int64_t>(c.get_int("eval.batch_size"), static_cast<int64_t>(split.tokens() / (T + 1)));
     data::OrderedLoader loader(split, std::max<int64_t>(1, streams), T, 0, 1, split.tokens());
     int64_t steps = loader.steps_per_epoch();
