@@ -126,9 +126,9 @@ const std::vector<KeySpec>& config_schema() {
       {"eval.batch_size", ValueType::kInt, "10", "streams evaluated in parallel", {}, 1, kMaxBatch},
       {"eval.extra_splits", ValueType::kStringList, "[]", "also evaluate these splits at the end of training (eval.json: splits.NAME)"},
       {"eval.train_tgt_len", ValueType::kInt, "0", "evaluation during training (train.eval_every): segment length (0 = XL "
-       "models with memory: min(128, train.tgt_len) as the reference's training loop; others: train.tgt_len)", {}, 0, kMaxLength},
+       "models with memory: min(128, train.tgt_len) as the reference's training loop; others: as the final evaluation)", {}, 0, kMaxLength},
       {"eval.train_mem_len", ValueType::kInt, "-1", "evaluation during training: memory length (-1 = XL models: model.mem_len "
-       "+ train.tgt_len - eval.train_tgt_len; others: model.mem_len)", {}, -1, kMaxLength},
+       "+ train.tgt_len - eval.train_tgt_len; others: as the final evaluation)", {}, -1, kMaxLength},
       {"eval.train_same_length", ValueType::kBool, "false", "evaluation during training: same_length (the reference's loop: off)"},
       {"eval.max_tokens", ValueType::kInt, "0", "evaluate at most this many tokens per stream set (0 = the whole split)", {}, 0},
   };

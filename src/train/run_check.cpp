@@ -49,12 +49,18 @@ EvalSettings final_eval_settings(const Config& c) {
 }
 
 EvalSettings periodic_eval_settings(const Config& c) {
-  EvalSettings s;
+  EvalSettings s = final_eval_settings(c);
   const int64_t T = c.get_int("train.tgt_len"), M = c.get_int("model.mem_len");
-  const bool xl = xl_with_memory(c);
-  s.tgt_len = c.get_int("eval.train_tgt_len") > 0 ? c.get_int("eval.train_tgt_len") : xl ? std::min<int64_t>(128, T) : T;
-  s.mem_len = c.get_int("eval.train_mem_len") >= 0 ? c.get_int("eval.train_mem_len") : xl ? M + T - s.tgt_len : M;
-  s.clamp_len = c.get_int("model.clamp_len");
+  if (xl_with_memory(c)) {  // the reference's training loop
+    s.tgt_len = std::min<int64_t>(128, T);
+    s.mem_len = M + T - s.tgt_len;
+    s.clamp_len = c.get_int("model.clamp_len");
+  }
+  if (c.get_int("eval.train_tgt_len") > 0) {
+    s.tgt_len = c.get_int("eval.train_tgt_len");
+    if (xl_with_memory(c)) s.mem_len = M + T - s.tgt_len;
+  }
+  if (c.get_int("eval.train_mem_len") >= 0) s.mem_len = c.get_int("eval.train_mem_len");
   s.same_length = c.get_bool("eval.train_same_length");
   return s;
 }

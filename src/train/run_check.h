@@ -30,7 +30,8 @@ EvalSettings final_eval_settings(const Config& config);
 // Evaluation every train.eval_every steps: eval.train_tgt_len, eval.train_mem_len, eval.train_same_length.
 // Defaults follow the reference Transformer-XL training loop for XL models with memory: segments of
 // 128 (at most train.tgt_len), memory model.mem_len + train.tgt_len - 128, no same_length; other
-// models evaluate with their training segment and memory.
+// models use the final evaluation's segment and memory (e.g. the R-Transformer's windows), without
+// same_length unless eval.train_same_length.
 EvalSettings periodic_eval_settings(const Config& config);
 // A copy of `config` whose eval.tgt_len/mem_len/clamp_len/same_length are `s` (what evaluate() reads).
 Config with_eval_settings(const Config& config, const EvalSettings& s);

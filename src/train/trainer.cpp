@@ -12,6 +12,10 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <thread>
+
+#include <c10/core/Event.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 
 #include <spdlog/spdlog.h>
 
@@ -31,6 +35,7 @@
 #include "train/metrics_log.h"
 #include "train/optimizer.h"
 #include "train/options.h"
+#include "train/run_check.h"
 #include "train/step.h"
 #include "train/task.h"
 
@@ -42,7 +47,8 @@ namespace {
 // evaluation steps. Losses of the steps not yet read accumulate on the device.
 class LossReader {
  public:
-  LossReader(parallel::Communicator& host, bool every_step) : host_(host), every_step_(every_step) {}
+  LossReader(parallel::Communicator& host, bool every_step, double timeout_s)
+      : host_(host), every_step_(every_step), timeout_s_(timeout_s) {}
   bool every_step() const { return every_step_; }
   // Adds a step's loss (a device tensor); `stop`/`due` are this rank's flags, agreed over ranks on return.
   // Returns true when the losses were read (then last() and sum() hold the means over ranks).
@@ -72,7 +78,9 @@ class LossReader {
       *due = t[1].item<double>() > 0;
     }
     if (!(read_point || *stop || *due)) return false;
-    auto both = torch::stack({pending_, last_}).to(torch::kCPU);
+    auto both = torch::stack({pending_, last_});
+    wait_for_device(both);
+    both = both.to(torch::kCPU);
     if (world > 1) host_.all_reduce_sum(both);
     sum_value_ = both[0].item<double>() / world;
     last_value_ = both[1].item<double>() / world;
@@ -86,8 +94,25 @@ class LossReader {
   int64_t read_steps() const { return every_step_ ? 1 : read_steps_; }
 
  private:
+  // Waits, with the collective deadline, for the device work that produces `t` (on a GPU: the steps'
+  // kernels and NCCL all-reduces), so a hung GPU collective ends the job instead of a read hanging.
+  void wait_for_device(const torch::Tensor& t) const {
+    if (t.is_cpu() || timeout_s_ <= 0) return;
+    c10::Event done(t.device().type());
+    done.record(c10::impl::getDeviceGuardImpl(t.device().type())->getStream(t.device()));
+    const auto start = std::chrono::steady_clock::now();
+    while (!done.query()) {
+      if (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() > timeout_s_) {
+        fail("rank {}: the GPU work of the last steps (compute or NCCL all-reduce) did not finish within {} s "
+             "(train.collective_timeout_s): another rank has stopped, died, or is far behind",
+             host_.rank(), timeout_s_);
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  }
   parallel::Communicator& host_;
   bool every_step_;
+  double timeout_s_;
   torch::Tensor pending_, last_;
   int64_t pending_steps_ = 0, read_steps_ = 0;
   double last_value_ = 0.0, sum_value_ = 0.0;
@@ -250,11 +275,15 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const 
   if (lead) make_dirs(run_dir);
   data::TrainingData td = data::open_training_data(c);
   const data::Dataset& ds = *td.dataset;
+  check_splits(c, ds);  // every split the run will evaluate, before step 1
   const Task task = task_of(ds);
   const int64_t vocab = static_cast<int64_t>(ds.manifest().vocab.size);
 
-  // 2. model, replicas and reducer. Control collectives (model check, the per-step flags, the final
-  // parameter check) are small host tensors on a host communicator (MPI), also beside NCCL.
+  // 2. model, replicas and reducer (the evaluation settings are checked against the model now, not at
+  // the first evaluation). Control collectives (model check, the per-step flags, the final parameter
+  // check) are small host tensors on a host communicator (MPI), also beside NCCL.
+  check_eval_settings(c);
+  const Config periodic_eval = with_eval_settings(c, periodic_eval_settings(c));
   auto model = model::make_model(c, vocab);
   model->to(device);
   auto host = comm.host_duplicate();
@@ -299,7 +328,7 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const 
   model->train();
   checkpoint::install_stop_signals();
   LogWindow window{progress.window_loss, progress.window_positions, progress.window_steps};
-  LossReader losses(*host, device.is_cpu() || o.skip_nan);
+  LossReader losses(*host, device.is_cpu() || o.skip_nan, o.collective_timeout_s);
   auto save = [&](int64_t done, double loss, bool wait) {
     progress.step = done;
     progress.loss = loss;
@@ -367,7 +396,7 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const 
     // 4g. evaluate: every rank evaluates (the same work, in parallel), so no rank waits in a collective
     // while rank 0 alone evaluates; rank 0 writes the record
     if (eval_point) {
-      auto e = evaluate(*model, ds, "valid", c);
+      auto e = evaluate(*model, ds, "valid", periodic_eval);
       e["step"] = step + 1;
       log.eval(step + 1, e);
     }
@@ -410,6 +439,7 @@ nlohmann::json run_evaluation(const std::string& run_dir, const std::string& spl
   std::string cfg = run_dir + "/config.yaml";
   if (!path_exists(cfg)) fail("{} is not a run directory: {} is missing", run_dir, cfg);
   Config c = Config::load(cfg, overrides);
+  check_eval_settings(c);
   data::TrainingData td = data::open_training_data(c);
   auto model = model::make_model(c, static_cast<int64_t>(td.dataset->manifest().vocab.size));
   std::string params = run_dir + "/model.pt";
