@@ -17,6 +17,7 @@
 #include "core/error.h"
 #include "core/config.h"
 #include "core/fs.h"
+#include "core/process.h"
 #include "data/dataset.h"
 #include "train/run_check.h"
 
@@ -165,9 +166,14 @@ int sweep_results(const Argv& argv) {
     const std::string path = dir + "/sweep-" + args.get("id") + "-results.json";
     write_file_atomic(path, r.dump(2) + "\n");
     const char* root = std::getenv("RECUR_ROOT");
-    std::string script = std::string(root ? root : RECUR_SOURCE_ROOT) + "/scripts/plot_sweep.py";
-    std::string cmd = "/usr/bin/python3 '" + script + "' '" + path + "' '" + dir + "' >&2";
-    if (std::system(cmd.c_str()) != 0) fail("plotting failed: {} (is python3-matplotlib installed? scripts/setup installs it)", cmd);
+    const std::string script = std::string(root ? root : RECUR_SOURCE_ROOT) + "/scripts/plot_sweep.py";
+    // An argument vector, no shell: DIR and RECUR_ROOT may hold any character.
+    const ProcessResult plot = run_process({"/usr/bin/python3", script, path, dir});
+    std::fputs(plot.output.c_str(), stderr);
+    if (plot.exit_code != 0) {
+      fail("plotting failed: /usr/bin/python3 {} {} {} exited {} (is python3-matplotlib installed? scripts/setup installs it)",
+           script, path, dir, plot.exit_code);
+    }
   }
   if (f == "json") {
     std::printf("%s\n", r.dump(2).c_str());

@@ -2,6 +2,8 @@
 #include "coord/http.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,12 +11,16 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
-#include <thread>
+#include <cstring>
 #include <fstream>
+#include <list>
 #include <memory>
+#include <optional>
 #include <random>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
@@ -99,6 +105,18 @@ T field(const json& j, const char* name) {
   }
 }
 
+template <typename T>
+T field_or(const json& j, const char* name, T fallback) {
+  return j.contains(name) ? field<T>(j, name) : fallback;
+}
+
+// No early exit: the time taken tells a guesser nothing about how much of the token was right.
+bool tokens_equal(const std::string& given, const std::string& token) {
+  unsigned char diff = given.size() != token.size() ? 1 : 0;
+  for (size_t i = 0; i < given.size(); ++i) diff |= static_cast<unsigned char>(given[i] ^ token[i % token.size()]);
+  return diff == 0;
+}
+
 std::vector<std::string> split_path(const std::string& path) {
   std::vector<std::string> out;
   size_t i = 0;
@@ -127,28 +145,40 @@ class Service {
  public:
   Service(const ServerOptions& o, std::string token) : o_(o), token_(std::move(token)), store_(o.state) {}
 
-  // Returns (status, content type, body).
-  std::tuple<int, std::string, std::string> handle(const http::request<http::string_body>& req) {
+  struct Reply {
+    int status;
+    std::string type, body;
+    bool authenticated;  // the request carried the token
+  };
+
+  // The page alone takes ?token= (a browser cannot set a header on a link); the API takes only the
+  // header, so the token does not end up in proxy and server logs. Client mistakes are 4xx; a failure
+  // on this side (the state database) is 500.
+  Reply handle(const http::request<http::string_body>& req) {
     std::string target(req.target());
     std::string query;
     if (auto q = target.find('?'); q != std::string::npos) {
       query = target.substr(q + 1);
       target = target.substr(0, q);
     }
+    bool authenticated = false;
     try {
+      const bool page = target == "/" && req.method() == http::verb::get;
       std::string auth(req[http::field::authorization]);
-      std::string given = auth.rfind("Bearer ", 0) == 0 ? auth.substr(7) : query_param(query, "token");
-      if (given.empty()) bad(401, "missing token (Authorization: Bearer TOKEN)");
-      if (given != token_) bad(403, "wrong token");
-      if (target == "/" && req.method() == http::verb::get) return {200, "text/html; charset=utf-8", page_html()};
-      json out = route(req.method(), split_path(target), query, req.body());
-      return {200, "application/json", out.dump()};
+      std::string given = auth.rfind("Bearer ", 0) == 0 ? auth.substr(7) : page ? query_param(query, "token") : "";
+      if (given.empty()) bad(401, page ? "missing token (?token=TOKEN)" : "missing token (Authorization: Bearer TOKEN)");
+      if (!tokens_equal(given, token_)) bad(403, "wrong token");
+      authenticated = true;
+      if (page) return {200, "text/html; charset=utf-8", page_html(), true};
+      json out = route(req.method(), split_path(target), req.body());
+      return {200, "application/json", out.dump(), true};
     } catch (const ApiError& e) {
-      return {e.status, "application/json", json{{"error", e.message}}.dump()};
+      return {e.status, "application/json", json{{"error", e.message}}.dump(), authenticated};
     } catch (const NotFound& e) {
-      return {404, "application/json", json{{"error", e.what()}}.dump()};
+      return {404, "application/json", json{{"error", e.what()}}.dump(), authenticated};
     } catch (const std::exception& e) {
-      return {400, "application/json", json{{"error", e.what()}}.dump()};
+      spdlog::error("{} {}: {}", std::string(req.method_string()), target, e.what());
+      return {500, "application/json", json{{"error", e.what()}}.dump(), authenticated};
     }
   }
 
@@ -162,7 +192,7 @@ class Service {
   }
 
  private:
-  json route(http::verb m, const std::vector<std::string>& p, const std::string& query, const std::string& body) {
+  json route(http::verb m, const std::vector<std::string>& p, const std::string& body) {
     using V = http::verb;
     if (p.empty() || p[0] != "api") bad(404, "no such endpoint");
     if (p.size() == 2 && p[1] == "health" && m == V::get) return {{"ok", true}};
@@ -193,7 +223,8 @@ class Service {
       json j = body_json(body);
       int64_t slots = field<int64_t>(j, "slots");
       if (slots < 1) bad(400, "slots must be at least 1");
-      int64_t id = store_.register_agent(field<std::string>(j, "name"), slots, j.value("gpus", ""), field<std::string>(j, "workdir"));
+      int64_t id = store_.register_agent(field<std::string>(j, "name"), slots, field_or<std::string>(j, "gpus", ""),
+                                         field<std::string>(j, "workdir"));
       spdlog::info("agent {} '{}' registered ({} slots)", id, j.value("name", ""), slots);
       return {{"id", id}, {"lease_seconds", o_.lease_seconds}};
     }
@@ -212,16 +243,23 @@ class Service {
       int64_t trial = id_of(p[2], "trial id");
       json j = body_json(body);
       if (p[3] == "heartbeat") {
-        bool held = store_.heartbeat(trial, field<int64_t>(j, "agent"), field<int64_t>(j, "attempt"),
-                                     j.value("progress", json::object()), o_.lease_seconds);
+        const json progress = field_or<json>(j, "progress", json::object());
+        if (!progress.is_object()) bad(400, "field 'progress' must be an object");
+        if (progress.contains("slurm_job") && !(progress["slurm_job"].is_string() && is_slurm_job_id(progress["slurm_job"].get<std::string>()))) {
+          bad(400, "progress.slurm_job must be a Slurm job id (digits)");
+        }
+        bool held = store_.heartbeat(trial, field<int64_t>(j, "agent"), field<int64_t>(j, "attempt"), progress, o_.lease_seconds);
         return {{"ok", held}, {"stop", !held}};
       }
       if (p[3] == "report") {
-        return store_.report(trial, field<int64_t>(j, "agent"), field<int64_t>(j, "attempt"), field<std::string>(j, "status"),
-                             j.value("result", json(nullptr)), j.value("error", ""));
+        const auto status = field<std::string>(j, "status");
+        if (status != "succeeded" && status != "failed" && status != "requeue") {
+          bad(400, fmt::format("status must be succeeded, failed or requeue (got '{}')", status));
+        }
+        return store_.report(trial, field<int64_t>(j, "agent"), field<int64_t>(j, "attempt"), status,
+                             field_or<json>(j, "result", nullptr), field_or<std::string>(j, "error", ""));
       }
     }
-    (void)query;
     bad(404, "no such endpoint");
   }
 
@@ -230,12 +268,45 @@ class Service {
   Store store_;
 };
 
-class Session : public std::enable_shared_from_this<Session> {
+class Session;
+
+// Connections that have not shown the token yet, oldest first. Past the cap the oldest is dropped, so
+// idle strangers cannot take every descriptor and starve agents and health checks.
+class Strangers {
  public:
-  Session(tcp::socket s, Service& svc, uint64_t limit) : stream_(std::move(s)), svc_(svc), limit_(limit) {}
-  void start() { read(); }
+  using List = std::list<std::weak_ptr<Session>>;
+  explicit Strangers(size_t cap) : cap_(cap) {}
+  List::iterator add(const std::shared_ptr<Session>& s);
+  void remove(List::iterator it) { list_.erase(it); }
+  void drop_oldest();
 
  private:
+  size_t cap_;
+  List list_;
+};
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket s, Service& svc, Strangers& strangers, uint64_t limit)
+      : stream_(std::move(s)), svc_(svc), strangers_(strangers), limit_(limit) {}
+  ~Session() { leave_strangers(); }
+  void start() {
+    listed_ = strangers_.add(shared_from_this());
+    read();
+  }
+  // Called by Strangers, which has already unlisted it.
+  void drop() {
+    listed_.reset();
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.socket().close(ec);
+  }
+
+ private:
+  void leave_strangers() {
+    if (listed_) strangers_.remove(*listed_);
+    listed_.reset();
+  }
   void read() {
     parser_.emplace();
     parser_->body_limit(limit_);
@@ -244,6 +315,7 @@ class Session : public std::enable_shared_from_this<Session> {
     http::async_read(stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
   }
   void on_read(beast::error_code ec) {
+    if (ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) return;  // dropped
     if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::connection_reset) return close();
     if (ec) {
       int status = ec == http::error::body_limit ? 413 : 400;
@@ -251,8 +323,9 @@ class Session : public std::enable_shared_from_this<Session> {
       return reply(status, "application/json", json{{"error", msg}}.dump(), /*keep_alive=*/false, 11);
     }
     auto req = parser_->release();
-    auto [status, type, body] = svc_.handle(req);
-    reply(status, type, body, req.keep_alive(), req.version());
+    auto r = svc_.handle(req);
+    if (r.authenticated) leave_strangers();
+    reply(r.status, r.type, std::move(r.body), req.keep_alive(), req.version());
   }
   void reply(int status, const std::string& type, std::string body, bool keep_alive, unsigned version) {
     auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(status), version);
@@ -274,8 +347,50 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   Service& svc_;
+  Strangers& strangers_;
+  std::optional<Strangers::List::iterator> listed_;
   uint64_t limit_;
 };
+
+Strangers::List::iterator Strangers::add(const std::shared_ptr<Session>& s) {
+  auto it = list_.insert(list_.end(), s);
+  while (list_.size() > cap_) drop_oldest();
+  return it;
+}
+
+void Strangers::drop_oldest() {
+  if (list_.empty()) return;
+  auto s = list_.front().lock();
+  list_.pop_front();
+  if (s) s->drop();
+}
+
+// Half of what the descriptor limit leaves after the state files, the timers and the executor.
+size_t stranger_cap() {
+  struct rlimit rl {};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return 512;
+  const int64_t spare = static_cast<int64_t>(rl.rlim_cur) - 48;
+  return static_cast<size_t>(std::clamp<int64_t>(spare / 2, 4, 512));
+}
+
+// One coordinator per state file: two would lease the same trials twice. The lock (flock on
+// STATE.lock, held for the process's life) goes when the process does, however it ends.
+void lock_state(const std::string& state) {
+  const std::string path = state + ".lock";
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) fail("cannot open the lock file {}: {}", path, std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    std::string holder = read_file(path);
+    while (!holder.empty() && holder.back() == '\n') holder.pop_back();
+    ::close(fd);
+    fail("{} is in use by another coordinator{} (lock {}); stop that one first", state,
+         holder.empty() ? "" : " (pid " + holder + ")", path);
+  }
+  const std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {
+    spdlog::warn("cannot write the pid into {}: {}", path, std::strerror(errno));
+  }
+}
 
 std::pair<std::string, uint16_t> host_port(const std::string& s, const char* what) {
   auto c = s.rfind(':');
@@ -294,8 +409,10 @@ std::pair<std::string, uint16_t> host_port(const std::string& s, const char* wha
 
 int run_coordinator(const ServerOptions& o) {
   if (o.state.empty()) fail("--state FILE.db is required");
+  lock_state(o.state);
   const std::string token = load_or_create_token(o.state);
   Service svc(o, token);
+  Strangers strangers(stranger_cap());
   asio::io_context io(1);
   auto [host, port] = host_port(o.listen, "--listen");
   beast::error_code ec;
@@ -311,10 +428,35 @@ int run_coordinator(const ServerOptions& o) {
   const uint16_t bound = acceptor.local_endpoint().port();
   if (!o.port_file.empty()) write_file_atomic(o.port_file, std::to_string(bound) + "\n");
   spdlog::info("coordinator listening on http://{}:{} (state {}, token in {}.token)", host, bound, o.state, o.state);
+  // Out of descriptors, accept fails at once for as long as connections wait: without a pause that is
+  // a busy loop. So an accept error waits a little; at EMFILE the oldest stranger is dropped, and the
+  // reserve descriptor is freed to accept and close one waiting connection, so the queue moves.
+  int reserve = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  acceptor.non_blocking(true);
+  asio::steady_timer backoff(io);
+  auto last_warning = std::chrono::steady_clock::time_point{};
   std::function<void()> accept = [&]() {
     acceptor.async_accept([&](beast::error_code aec, tcp::socket s) {
-      if (!aec) std::make_shared<Session>(std::move(s), svc, o.body_limit)->start();
-      if (acceptor.is_open()) accept();
+      if (!acceptor.is_open()) return;
+      if (!aec) {
+        std::make_shared<Session>(std::move(s), svc, strangers, o.body_limit)->start();
+        return accept();
+      }
+      if (aec == asio::error::no_descriptors || aec == boost::system::errc::too_many_files_open_in_system) {
+        strangers.drop_oldest();
+        if (reserve >= 0) {
+          ::close(reserve);
+          const int fd = ::accept(acceptor.native_handle(), nullptr, nullptr);
+          if (fd >= 0) ::close(fd);
+          reserve = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+        }
+      }
+      if (std::chrono::steady_clock::now() - last_warning > std::chrono::seconds(10)) {
+        spdlog::warn("accept: {}; shedding idle connections", aec.message());
+        last_warning = std::chrono::steady_clock::now();
+      }
+      backoff.expires_after(std::chrono::milliseconds(50));
+      backoff.async_wait([&](beast::error_code) { accept(); });
     });
   };
   accept();
@@ -344,6 +486,7 @@ int run_coordinator(const ServerOptions& o) {
     executor = std::thread([so, &stop]() { run_slurm_executor(so, stop); });
   }
   io.run();
+  if (reserve >= 0) ::close(reserve);
   stop = true;
   if (executor.joinable()) executor.join();
   return 0;

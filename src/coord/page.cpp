@@ -19,16 +19,18 @@ th{background:#f3f3f3}.succeeded{color:#080}.failed{color:#b00}.running{color:#0
 <script>
 const token = new URLSearchParams(location.search).get('token') || '';
 async function api(path){const r=await fetch(path,{headers:{'Authorization':'Bearer '+token}});if(!r.ok)throw new Error(path+': '+r.status);return r.json();}
-function esc(s){return String(s).replace(/[&<>"]/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;'}[c]));}
+// Every value from the API goes through esc(): agents write progress, and a token holder is not the page.
+function esc(s){return String(s).replace(/[&<>"']/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;',"'":'&#39;'}[c]));}
+function num(v,digits){return v===undefined||v===null?'':esc(Number(v).toFixed(digits));}
 async function refresh(){
   try{
     const sweeps=await api('/api/sweeps');let html='';
     for(const s of sweeps){
       const d=await api('/api/sweeps/'+s.id);const r=await api('/api/sweeps/'+s.id+'/results');
-      html+='<h2 class="sweep" data-id="'+s.id+'">Sweep '+s.id+': '+esc(s.name)+' <span class="'+d.state+'">('+d.state+')</span></h2>';
+      html+='<h2 class="sweep" data-id="'+esc(s.id)+'">Sweep '+esc(s.id)+': '+esc(s.name)+' <span class="'+esc(d.state)+'">('+esc(d.state)+')</span></h2>';
       html+='<table class="trials"><tr><th>trial</th><th>point</th><th>seed</th><th>state</th><th>attempts</th><th>step</th><th>loss</th><th>ETA</th><th>'+esc(d.metric)+'</th></tr>';
-      for(const t of d.trials){const p=t.progress||{};const m=t.result&&t.result[d.metric]!==undefined?Number(t.result[d.metric]).toFixed(4):'';
-        html+='<tr class="trial"><td>'+t.id+'</td><td>'+esc(JSON.stringify(t.point))+'</td><td>'+t.seed+'</td><td class="'+t.state+'">'+t.state+'</td><td>'+t.attempts+'</td><td>'+(p.step??'')+(p.steps?'/'+p.steps:'')+'</td><td>'+(p.loss!==undefined?Number(p.loss).toFixed(4):'')+'</td><td>'+(p.eta_s!==undefined?Math.round(p.eta_s)+' s':'')+'</td><td>'+m+'</td></tr>';}
+      for(const t of d.trials){const p=t.progress||{};const m=t.result?num(t.result[d.metric],4):'';
+        html+='<tr class="trial"><td>'+esc(t.id)+'</td><td>'+esc(JSON.stringify(t.point))+'</td><td>'+esc(t.seed)+'</td><td class="'+esc(t.state)+'">'+esc(t.state)+'</td><td>'+esc(t.attempts)+'</td><td>'+esc(p.step??'')+(p.steps?'/'+esc(p.steps):'')+'</td><td>'+num(p.loss,4)+'</td><td>'+(p.eta_s!==undefined?esc(Math.round(p.eta_s))+' s':'')+'</td><td>'+m+'</td></tr>';}
       html+='</table>';
       html+=chart(r);
     }
@@ -48,7 +50,7 @@ function chart(r){
   let s='<svg class="plot" width="'+W+'" height="'+H+'" xmlns="http://www.w3.org/2000/svg"><line x1="'+L+'" y1="'+(H-B)+'" x2="'+W+'" y2="'+(H-B)+'" stroke="#000"/><line x1="'+L+'" y1="10" x2="'+L+'" y2="'+(H-B)+'" stroke="#000"/>';
   xs.forEach(v=>{s+='<text x="'+px(v)+'" y="'+(H-B+15)+'" font-size="11" text-anchor="middle">'+esc(v)+'</text>';});
   s+='<text x="'+((W+L)/2)+'" y="'+(H-5)+'" font-size="12" text-anchor="middle">'+esc(x)+'</text><text x="12" y="'+(H/2)+'" font-size="12" transform="rotate(-90 12 '+(H/2)+')" text-anchor="middle">'+esc(r.metric)+'</text>';
-  s+='<text x="'+(L-5)+'" y="'+py(lo)+'" font-size="10" text-anchor="end">'+lo.toFixed(3)+'</text><text x="'+(L-5)+'" y="'+py(hi)+'" font-size="10" text-anchor="end">'+hi.toFixed(3)+'</text>';
+  s+='<text x="'+(L-5)+'" y="'+py(lo)+'" font-size="10" text-anchor="end">'+num(lo,3)+'</text><text x="'+(L-5)+'" y="'+py(hi)+'" font-size="10" text-anchor="end">'+num(hi,3)+'</text>';
   keys.forEach((k,i)=>{const c=colors[i%colors.length];const pts=groups[k];s+='<polyline fill="none" stroke="'+c+'" points="'+pts.map(p=>px(p[0])+','+py(p[1])).join(' ')+'"/>';
     pts.forEach(p=>{s+='<circle cx="'+px(p[0])+'" cy="'+py(p[1])+'" r="3" fill="'+c+'"/>';});s+='<text x="'+(L+8)+'" y="'+(20+14*i)+'" font-size="11" fill="'+c+'">'+esc(k)+'</text>';});
   return s+'</svg>';

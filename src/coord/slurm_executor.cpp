@@ -1,12 +1,7 @@
 // See slurm_executor.h.
 #include "coord/slurm_executor.h"
 
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <chrono>
-#include <cstdio>
-#include <fstream>
 #include <map>
 #include <thread>
 
@@ -18,28 +13,17 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/process.h"
 
 namespace recur::coord {
 namespace {
 
 using nlohmann::json;
 
-std::string quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-// Runs a shell command; returns (exit code, stdout).
-std::pair<int, std::string> run(const std::string& cmd) {
-  std::string out;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return {127, "popen failed"};
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  int status = ::pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128, out};
+std::pair<int, std::string> run(const std::vector<std::string>& argv,
+                                const std::vector<std::pair<std::string, std::string>>& env = {}) {
+  auto r = run_process(argv, env);
+  return {r.exit_code, std::move(r.output)};
 }
 
 std::string trim(std::string s) {
@@ -53,6 +37,10 @@ struct Job {
 };
 
 }  // namespace
+
+bool is_slurm_job_id(const std::string& id) {
+  return !id.empty() && id.size() <= 18 && id.find_first_not_of("0123456789") == std::string::npos;
+}
 
 void run_slurm_executor(const SlurmOptions& o, const std::atomic<bool>& stop) {
   constexpr double kLease = 7 * 86400.0;  // jobs may pend for days; the executor renews every poll
@@ -70,11 +58,18 @@ void run_slurm_executor(const SlurmOptions& o, const std::atomic<bool>& stop) {
   }
   std::map<int64_t, Job> jobs;  // by trial
   for (const auto& s : store.sweeps()) {
-    for (const auto& t : store.sweep(s["id"])["trials"]) {
-      if (t["state"] == "running" && t.value("agent", int64_t{-1}) == me && t["progress"].contains("slurm_job")) {
-        jobs[t["id"]] = {t["attempts"].get<int64_t>(), t["progress"]["slurm_job"].get<std::string>(), t["run_dir"]};
-        spdlog::info("slurm executor: re-attached trial {} (job {})", t["id"].get<int64_t>(), jobs[t["id"]].id);
+    const json sweep = store.sweep(s["id"]);  // named: the loop below must not walk a destroyed temporary
+    for (const auto& t : sweep["trials"]) {
+      if (t["state"] != "running" || t.value("agent", int64_t{-1}) != me || !t["progress"].contains("slurm_job")) continue;
+      const int64_t trial = t["id"], attempt = t["attempts"];
+      const json& id = t["progress"]["slurm_job"];
+      if (!id.is_string() || !is_slurm_job_id(id.get<std::string>())) {
+        store.report(trial, me, attempt, "failed", nullptr, fmt::format("slurm job id {} is not a Slurm job id; the job was not followed", id.dump()));
+        spdlog::error("slurm executor: trial {}: {} in the state file is not a Slurm job id; attempt failed", trial, id.dump());
+        continue;
       }
+      jobs[trial] = {attempt, id.get<std::string>(), t["run_dir"]};
+      spdlog::info("slurm executor: re-attached trial {} (job {})", trial, jobs[trial].id);
     }
   }
   spdlog::info("slurm executor: submitting with {} (work directory {})", script, o.workdir);
@@ -85,14 +80,14 @@ void run_slurm_executor(const SlurmOptions& o, const std::atomic<bool>& stop) {
       for (auto it = jobs.begin(); it != jobs.end();) {
         const int64_t trial = it->first;
         Job& j = it->second;
-        auto [rc, st] = run("squeue -h -j " + j.id + " -o %T");
+        auto [rc, st] = run({"squeue", "-h", "-j", j.id, "-o", "%T"});
         st = trim(st);
         if (rc == 0 && !st.empty()) {
           json p = run_progress(j.run_dir);
           p["slurm_job"] = j.id;
           p["slurm_state"] = st;
           if (!store.heartbeat(trial, me, j.attempt, p, kLease)) {  // cancelled or no longer ours
-            run("scancel " + j.id);
+            run({"scancel", j.id});
             spdlog::info("slurm executor: trial {} cancelled; scancel {}", trial, j.id);
             it = jobs.erase(it);
             continue;
@@ -101,7 +96,7 @@ void run_slurm_executor(const SlurmOptions& o, const std::atomic<bool>& stop) {
           continue;
         }
         // The job left the queue: what became of it?
-        auto [src, show] = run("scontrol show job " + j.id);
+        auto [src, show] = run({"scontrol", "show", "job", j.id});
         std::string state = "UNKNOWN";
         if (auto pos = show.find("JobState="); pos != std::string::npos) state = show.substr(pos + 9, show.find(' ', pos) - pos - 9);
         const std::string eval = j.run_dir + "/eval.json";
@@ -135,16 +130,15 @@ void run_slurm_executor(const SlurmOptions& o, const std::atomic<bool>& stop) {
         j.run_dir = t["run_dir"];
         make_dirs(j.run_dir);
         write_file_atomic(j.run_dir + "/base.yaml", t["base_yaml"].get<std::string>());
-        std::string cmd = "RECUR=" + quote(recur) + " RECUR_ROOT=" + quote(o.recur_root) +
-                          " sbatch --parsable --requeue --signal=B:USR1@120 --open-mode=append -J recur-trial-" +
-                          std::to_string(trial) + " -n " + std::to_string(t["ranks"].get<int64_t>()) + " -o " +
-                          quote(j.run_dir + "/slurm-%j.out");
-        for (const auto& a : o.sbatch_args) cmd += " " + quote(a);
-        cmd += " " + quote(script) + " " + quote(j.run_dir + "/base.yaml") + " " + quote(j.run_dir);
-        for (const auto& s : t["overrides"]) cmd += " --set " + quote(s.get<std::string>());
-        auto [rc, out] = run(cmd);
+        std::vector<std::string> cmd = {"sbatch", "--parsable", "--requeue", "--signal=B:USR1@120", "--open-mode=append",
+                                        "-J", "recur-trial-" + std::to_string(trial), "-n", std::to_string(t["ranks"].get<int64_t>()),
+                                        "-o", j.run_dir + "/slurm-%j.out"};
+        cmd.insert(cmd.end(), o.sbatch_args.begin(), o.sbatch_args.end());
+        cmd.insert(cmd.end(), {script, j.run_dir + "/base.yaml", j.run_dir});
+        for (const auto& s : t["overrides"]) cmd.insert(cmd.end(), {"--set", s.get<std::string>()});
+        auto [rc, out] = run(cmd, {{"RECUR", recur}, {"RECUR_ROOT", o.recur_root}});
         out = trim(out);
-        if (rc != 0 || out.empty() || out.find_first_not_of("0123456789;") != std::string::npos) {
+        if (rc != 0 || !is_slurm_job_id(out.substr(0, out.find(';')))) {
           store.report(trial, me, j.attempt, "failed", nullptr, "sbatch failed: " + out);
           spdlog::error("slurm executor: sbatch for trial {} failed: {}", trial, out);
           break;

@@ -25,7 +25,12 @@ struct SlurmOptions {
   double poll_s = 2.0;
 };
 
-// Runs until `stop`; errors of single sbatch/squeue calls are logged and retried.
+// A Slurm job id as sbatch prints it: digits only. Job ids come back from the state file, which any
+// token holder can write through a heartbeat; only ids that pass this reach squeue, scancel or scontrol.
+bool is_slurm_job_id(const std::string& id);
+
+// Runs until `stop`; errors of single sbatch/squeue calls are logged and retried. Every Slurm command
+// runs with an argument vector (core/process.h), never through a shell.
 void run_slurm_executor(const SlurmOptions& options, const std::atomic<bool>& stop);
 
 }  // namespace recur::coord

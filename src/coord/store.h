@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "coord/sweep.h"
+#include "core/error.h"
 
 struct sqlite3;
 
@@ -52,8 +53,10 @@ class Store {
   std::string path_;
 };
 
-struct NotFound : std::runtime_error {
-  using std::runtime_error::runtime_error;
+// An id the client named does not exist (HTTP 404).
+class NotFound : public Error {
+ public:
+  using Error::Error;
 };
 
 double wall_now();  // seconds since the epoch (leases survive a coordinator restart)

@@ -5,6 +5,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sqlite3.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,6 +14,7 @@
 #include <boost/asio.hpp>
 
 #include <chrono>
+#include <sstream>
 #include <thread>
 
 #include "coord/http.h"
@@ -19,6 +22,7 @@
 #include "coord/sweep.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/process.h"
 
 namespace recur::coord {
 namespace {
@@ -48,8 +52,11 @@ class CoordinatorProcess : public ::testing::Test {
     dir_ = "/tmp/recur-test-coord-" + std::to_string(::getpid()) + "-" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
     remove_tree(dir_);
     make_dirs(dir_);
+    prepare();
     start();
   }
+  // Derived fixtures set extra_args_, path_prefix_ or nofile_ here, before the first start.
+  virtual void prepare() {}
   void TearDown() override {
     stop();
     remove_tree(dir_);
@@ -60,8 +67,18 @@ class CoordinatorProcess : public ::testing::Test {
     if (pid_ == 0) {
       std::string log = dir_ + "/coord.log";
       freopen(log.c_str(), "a", stderr);
-      execl(RECUR_BINARY, RECUR_BINARY, "coordinator", "--state", (dir_ + "/state.db").c_str(), "--listen", "127.0.0.1:0",
-            "--port-file", (dir_ + "/port").c_str(), "--lease-seconds", "2", static_cast<char*>(nullptr));
+      std::vector<std::string> args = {RECUR_BINARY, "coordinator", "--state", dir_ + "/state.db", "--listen", "127.0.0.1:0",
+                                        "--port-file", dir_ + "/port", "--lease-seconds", "2"};
+      args.insert(args.end(), extra_args_.begin(), extra_args_.end());
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      if (!path_prefix_.empty()) ::setenv("PATH", (path_prefix_ + ":" + std::getenv("PATH")).c_str(), 1);
+      if (nofile_ > 0) {
+        struct rlimit rl {nofile_, nofile_};
+        ::setrlimit(RLIMIT_NOFILE, &rl);
+      }
+      execv(RECUR_BINARY, argv.data());
       _exit(127);
     }
     for (int i = 0; i < 200 && !path_exists(dir_ + "/port"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -80,6 +97,9 @@ class CoordinatorProcess : public ::testing::Test {
   HttpResponse req(const std::string& method, const std::string& target, const std::string& body = "", const std::string& token = "-") {
     return http_request(url_, method, target, token == "-" ? token_ : token, body, 10);
   }
+  std::vector<std::string> extra_args_;
+  std::string path_prefix_;
+  rlim_t nofile_ = 0;
   std::string dir_, url_, token_;
   pid_t pid_ = 0;
 };
@@ -264,6 +284,194 @@ TEST(SweepSpec, EveryShippedSpecExpands) {
   }
   EXPECT_EQ(load_sweep_spec(std::string(RECUR_SOURCE_DIR) + "/configs/sweeps/model-scaling-gcide.yaml").trials.size(), 48u);
   EXPECT_EQ(load_sweep_spec(std::string(RECUR_SOURCE_DIR) + "/configs/sweeps/copy-length.yaml").trials.size(), 16u);
+}
+
+}  // namespace
+}  // namespace recur::coord
+
+// Hardening (issue 17): a hostile token holder, hostile paths and hostile or merely many clients.
+namespace recur::coord {
+namespace {
+
+// Polls `ready` for up to `seconds`; true once it holds.
+template <typename F>
+bool eventually(double seconds, F ready) {
+  for (int i = 0; i < seconds * 10; ++i) {
+    if (ready()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return ready();
+}
+
+// The Slurm executor against fake sbatch/squeue/scontrol/scancel (shell scripts first in PATH): a job
+// is RUNNING while FAKE/jobs/ID exists, and then COMPLETED; sbatch hands out 101, 102, ...
+class FakeSlurm : public CoordinatorProcess {
+ protected:
+  void prepare() override {
+    const std::string bin = dir_ + "/bin";
+    make_dirs(bin + "/jobs");
+    auto script = [&](const std::string& name, const std::string& body) {
+      write_file_atomic(bin + "/" + name, "#!/bin/sh\nd=" + bin + "\n" + body);
+      ::chmod((bin + "/" + name).c_str(), 0755);
+    };
+    script("sbatch", "n=$(( $(cat $d/count 2>/dev/null || echo 0) + 1 )); echo $n > $d/count; touch $d/jobs/$((100 + n)); echo $((100 + n))\n");
+    script("squeue", "[ -f \"$d/jobs/$3\" ] && echo RUNNING; exit 0\n");
+    script("scontrol", "echo \"JobId=$3 JobState=COMPLETED Reason=None\"\n");
+    script("scancel", "rm -f \"$d/jobs/$1\"\n");
+    path_prefix_ = bin;
+    extra_args_ = {"--executor", "slurm", "--slurm-workdir", dir_ + "/work"};
+  }
+  json trial() { return req("GET", "/api/sweeps/1").body["trials"][0]; }
+  std::string job() { return trial()["progress"].value("slurm_job", ""); }
+};
+
+// Finding 2: the executor's jobs are re-attached after a restart. The old test never restarted the
+// coordinator, so the re-attach loop (which iterated a destroyed temporary) never ran on a trial.
+TEST_F(FakeSlurm, ARestartedCoordinatorReattachesToItsJobs) {
+  ASSERT_EQ(req("POST", "/api/sweeps", tiny_spec(1).to_json().dump()).status, 200);
+  ASSERT_TRUE(eventually(15, [&] { return job() == "101"; })) << trial().dump();
+  stop();  // kill -9
+  start();
+  const std::string run_dir = trial()["run_dir"];
+  ::unlink((dir_ + "/bin/jobs/101").c_str());  // the job finishes while the coordinator was away
+  write_file_atomic(run_dir + "/eval.json", "{\"bpc\": 1.25}\n");
+  EXPECT_TRUE(eventually(15, [&] { return trial()["state"] == "succeeded"; })) << trial().dump() << read_file(dir_ + "/coord.log");
+  EXPECT_EQ(read_file(dir_ + "/bin/count"), "1\n");  // followed, not submitted again
+}
+
+// Finding 3: a job id in the state file is written by any token holder (heartbeat progress); it is
+// never handed to a shell, and one that is not a number is refused.
+TEST_F(FakeSlurm, AHostileJobIdInTheStateNeverReachesAShell) {
+  ASSERT_EQ(req("POST", "/api/sweeps", tiny_spec(1).to_json().dump()).status, 200);
+  ASSERT_TRUE(eventually(15, [&] { return job() == "101"; })) << trial().dump();
+  const int64_t id = trial()["id"];
+  // through the API, such an id is refused outright
+  EXPECT_EQ(req("POST", "/api/trials/" + std::to_string(id) + "/heartbeat",
+                R"({"agent": 1, "attempt": 1, "progress": {"slurm_job": "101;true"}})").status, 400);
+  stop();
+  {
+    Store s(dir_ + "/state.db");
+    const int64_t me = std::stoll(read_file(dir_ + "/state.db.slurm-agent"));
+    const std::string hostile = "101;touch " + dir_ + "/pwned;true";
+    ASSERT_TRUE(s.heartbeat(id, me, 1, json{{"slurm_job", hostile}}, 1e6));
+  }
+  start();
+  // The trial's attempt fails with a clear error and is retried as a new job.
+  EXPECT_TRUE(eventually(15, [&] { return job() == "102"; })) << trial().dump();
+  EXPECT_FALSE(path_exists(dir_ + "/pwned"));
+  EXPECT_THAT(read_file(dir_ + "/coord.log"), HasSubstr("not a Slurm job id"));
+}
+
+// Finding 3: `sweep results --plot DIR` runs the plot script without a shell, whatever DIR and
+// RECUR_ROOT hold.
+TEST_F(CoordinatorProcess, PlotRunsNoShellWhateverTheDirectoryOrRoot) {
+  ASSERT_EQ(req("POST", "/api/sweeps", tiny_spec(2).to_json().dump()).status, 200);
+  const std::string dir = dir_ + "/plots'; touch " + dir_ + "/pwned; '";
+  auto r = run_process({RECUR_BINARY, "sweep", "results", "1", "--plot", dir, "--coordinator", url_, "--token", token_},
+                       {{"RECUR_ROOT", RECUR_SOURCE_DIR}});
+  EXPECT_FALSE(path_exists(dir_ + "/pwned")) << r.output;
+  EXPECT_TRUE(path_exists(dir + "/sweep-1-results.json")) << r.output;
+  r = run_process({RECUR_BINARY, "sweep", "results", "1", "--plot", dir_ + "/p2", "--coordinator", url_, "--token", token_},
+                  {{"RECUR_ROOT", dir_ + "/x'; touch " + dir_ + "/pwned2; '"}});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_FALSE(path_exists(dir_ + "/pwned2")) << r.output;
+}
+
+// Finding 5: with few descriptors, many idle unauthenticated sockets neither starve the service nor
+// make it spin: accept errors back off, a reserve descriptor sheds the excess, idle strangers are capped.
+class FewDescriptors : public CoordinatorProcess {
+ protected:
+  void prepare() override { nofile_ = 100; }
+};
+
+double cpu_seconds(pid_t pid) {
+  std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+  std::istringstream in(stat.substr(stat.rfind(')') + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && in >> field; ++i) {
+    if (i == 14 || i == 15) ticks += std::stod(field);  // utime, stime
+  }
+  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+TEST_F(FewDescriptors, IdleSocketsNeitherStarveHealthChecksNorSpin) {
+  boost::asio::io_context io;
+  const boost::asio::ip::tcp::endpoint ep(boost::asio::ip::make_address("127.0.0.1"),
+                                          static_cast<uint16_t>(std::stoi(url_.substr(url_.rfind(':') + 1))));
+  std::vector<std::unique_ptr<boost::asio::ip::tcp::socket>> idle;
+  for (int i = 0; i < 200; ++i) {
+    idle.push_back(std::make_unique<boost::asio::ip::tcp::socket>(io));
+    idle.back()->connect(ep);
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  const double cpu0 = cpu_seconds(pid_);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 3; ++i) {
+    HttpResponse h;
+    ASSERT_NO_THROW(h = http_request(url_, "GET", "/api/health", token_, "", 5)) << "health check " << i;
+    EXPECT_EQ(h.status, 200);
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_LT(cpu_seconds(pid_) - cpu0, 0.25 * wall) << "the coordinator spins";
+}
+
+// Finding 13: the API takes the token only in the Authorization header; ?token= is for the page.
+TEST_F(CoordinatorProcess, TheApiTakesTheTokenOnlyInTheHeader) {
+  EXPECT_EQ(http_request(url_, "GET", "/api/health?token=" + token_, "", "", 10).status, 401);
+  EXPECT_EQ(http_request(url_, "GET", "/api/sweeps?token=" + token_, "", "", 10).status, 401);
+  EXPECT_EQ(http_request(url_, "GET", "/?token=" + token_, "", "", 10).status, 200);
+  EXPECT_EQ(http_request(url_, "GET", "/?token=" + token_ + "x", "", "", 10).status, 403);
+  EXPECT_EQ(req("GET", "/api/health", "", token_.substr(0, token_.size() - 1)).status, 403);
+  EXPECT_EQ(req("GET", "/api/health").status, 200);
+}
+
+// Finding 14: a second coordinator on the same state file is refused, naming the file.
+TEST_F(CoordinatorProcess, ASecondCoordinatorOnTheSameStateIsRefused) {
+  auto r = run_process({"timeout", "10", RECUR_BINARY, "coordinator", "--state", dir_ + "/state.db", "--listen", "127.0.0.1:0"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("another coordinator"));
+  EXPECT_THAT(r.output, HasSubstr(dir_ + "/state.db"));
+  EXPECT_EQ(req("GET", "/api/health").status, 200);
+  stop();  // once the first one is gone, the state is free again
+  start();
+  EXPECT_EQ(req("GET", "/api/health").status, 200);
+}
+
+// A server-side failure (here: the state database lost a table under the service) is a 500, not a
+// 400 that blames the client; the service keeps serving.
+TEST_F(CoordinatorProcess, ServerSideFailuresAre500) {
+  ASSERT_EQ(req("POST", "/api/sweeps", tiny_spec(1).to_json().dump()).status, 200);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ + "/state.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "ALTER TABLE trials RENAME TO moved", nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  auto broken = req("GET", "/api/sweeps/1");
+  EXPECT_EQ(broken.status, 500) << broken.body.dump();
+  EXPECT_THAT(broken.body["error"].get<std::string>(), HasSubstr("trials"));
+  // client errors stay 4xx
+  EXPECT_EQ(req("POST", "/api/trials/1/report", "{\"agent\": 1, \"attempt\": 1, \"status\": \"done\"}").status, 400);
+  ASSERT_EQ(sqlite3_exec(db, "ALTER TABLE moved RENAME TO trials", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  EXPECT_EQ(req("GET", "/api/sweeps/1").status, 200);
+}
+
+TEST(Store, NotFoundIsAnError) {
+  std::string dir = "/tmp/recur-test-store-nf-" + std::to_string(::getpid());
+  remove_tree(dir);
+  make_dirs(dir);
+  {
+    Store s(dir + "/s.db");
+    try {
+      s.sweep(7);
+      ADD_FAILURE() << "no error";
+    } catch (const Error& e) {
+      EXPECT_THAT(e.what(), HasSubstr("no sweep 7"));
+    } catch (...) {
+      ADD_FAILURE() << "NotFound is not a recur::Error";
+    }
+  }
+  remove_tree(dir);
 }
 
 }  // namespace
