@@ -27,7 +27,8 @@ namespace {
 
 using nlohmann::json;
 // 1: the first format. 2: rank files may hold rng/cuda (the CUDA generator of a GPU rank); version 1
-// checkpoints load unchanged.
+// checkpoints load unchanged. Rank files holding recurrent state without state_names (written before
+// 2026-11-23, during version 1) are refused.
 constexpr int kFormatVersion = 2;
 
 double now_s() {
@@ -130,26 +131,56 @@ void install_stop_signals() {
 
 bool stop_requested() { return g_stop.load(); }
 
-Checkpointer::Checkpointer(std::string run_dir, const Config& config, parallel::Communicator& comm)
-    : run_dir_(std::move(run_dir)),
-      root_(run_dir_ + "/checkpoints"),
-      config_(config),
-      comm_(comm),
-      host_(comm.host_duplicate()),
-      async_(config.get_bool("checkpoint.async")),
-      last_save_time_(now_s()) {
-  // What must not change across a resume for the data order to continue: the dataset and its cut.
+void to_json(json& j, const Progress& p) {
+  j = {{"step", p.step},
+       {"tokens", p.tokens},
+       {"loss", p.loss},
+       {"window", {{"loss", p.window_loss}, {"positions", p.window_positions}, {"steps", p.window_steps}}}};
+}
+
+void from_json(const json& j, Progress& p) {
+  p = Progress();
+  p.step = j.value("step", p.step);
+  p.tokens = j.value("tokens", p.tokens);
+  p.loss = j.value("loss", p.loss);
+  if (j.contains("window") && j["window"].is_object()) {
+    const json& w = j["window"];
+    p.window_loss = w.value("loss", p.window_loss);
+    p.window_positions = w.value("positions", p.window_positions);
+    p.window_steps = w.value("steps", p.window_steps);
+  }
+}
+
+CheckpointOptions CheckpointOptions::from_config(const Config& config) {
+  CheckpointOptions o;
+  o.every_steps = config.get_int("checkpoint.every_steps");
+  o.every_minutes = config.get_float("checkpoint.every_minutes");
+  o.keep_last = config.get_int("checkpoint.keep_last");
+  o.milestone_every = config.get_int("checkpoint.milestone_every");
+  o.async = config.get_bool("checkpoint.async");
+  o.model_type = config.get_string("model.type");
+  o.seed = config.get_int("train.seed");
   std::string fp = read_file(expand_user(config.get_string("data.path")) + "/manifest.json");
   for (const char* k : {"train.batch_size", "train.tgt_len", "train.seed"}) fp += std::to_string(config.get_int(k));
   fp += std::to_string(config.get_float("data.fraction")) + config.get_string("train.sampler");
-  data_fingerprint_ = checksum_bytes(fp.data(), fp.size());
+  o.data_fingerprint = checksum_bytes(fp.data(), fp.size());
+  o.config_yaml = config.to_yaml();
+  return o;
+}
+
+Checkpointer::Checkpointer(std::string run_dir, const Config& config, parallel::Communicator& comm)
+    : run_dir_(std::move(run_dir)),
+      root_(run_dir_ + "/checkpoints"),
+      options_(CheckpointOptions::from_config(config)),
+      comm_(comm),
+      host_(comm.host_duplicate()),
+      last_save_time_(now_s()) {
+  if (comm_.rank() == 0) recover();
 }
 
 bool Checkpointer::due(int64_t step) const {
-  int64_t every = config_.get_int("checkpoint.every_steps");
-  double minutes = config_.get_float("checkpoint.every_minutes");
-  if (every > 0 && step % every == 0) return true;
-  return minutes > 0 && now_s() - last_save_time_ >= 60.0 * minutes;
+  if (options_.every_steps > 0 && step % options_.every_steps == 0) return true;
+  return options_.every_minutes > 0 && now_s() - last_save_time_ >= 60.0 * options_.every_minutes;
 }
 
 // A host copy of everything one save writes, taken at a step boundary on the training thread.
@@ -237,14 +268,19 @@ std::string Checkpointer::save(const SaveRequest& r) {
   wait();  // at most one save in flight
   last_save_time_ = now_s();
   const std::string dir = root_ + "/" + step_name(r.progress.step);
-  if (!async_) {
+  if (!options_.async) {
     write(*snapshot(r, /*copy=*/false));
     return dir;
   }
   // The previous snapshot is fully written (wait() above): its host buffers take this one's copy.
   auto snap = snapshot(r, /*copy=*/true, previous_.get());
   previous_ = snap;
-  in_flight_ = std::async(std::launch::async, [this, snap]() { write(*snap); });
+  in_flight_ = std::async(std::launch::async, [this, snap]() {
+    // This HDF5 is thread-safe, which makes its error settings per thread: h5::silence_errors() ran
+    // once, on another thread, so without this a full disk prints HDF5's whole error stack from here.
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    write(*snap);
+  });
   return dir;
 }
 
@@ -270,107 +306,152 @@ Checkpointer::~Checkpointer() {
   }
 }
 
+namespace {
+
+// Writes named tensors into a new HDF5 file, checks its close and fsyncs it.
+void write_tensor_file(const std::string& path, const std::vector<std::pair<std::string, torch::Tensor>>& tensors) {
+  auto f = h5::create_file(path);
+  for (const auto& [k, v] : tensors) write_tensor(f.get(), k, v, path);
+  h5::close_file(f, path);
+  fsync_path(path);
+}
+
+// Checksums every file of a checkpoint directory into manifest.json, the commit marker.
+void write_manifest(const std::string& dir, int64_t step) {
+  json files = json::object();
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) fail("cannot list {}", dir);
+  while (dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name == "." || name == ".." || name == "manifest.json") continue;
+    uint64_t size = 0;
+    std::string sum = checksum_file(dir + "/" + name, &size);
+    files[name] = {{"size", size}, {"checksum", sum}};
+  }
+  ::closedir(d);
+  json manifest = {{"format", "recur-checkpoint"}, {"format_version", kFormatVersion}, {"step", step}, {"files", files}};
+  write_file_atomic(dir + "/manifest.json", manifest.dump(2) + "\n");
+  fsync_path(dir);
+}
+
+}  // namespace
+
 void Checkpointer::write(const Snapshot& s) {
   parallel::Communicator& comm = *host_;
-  const int rank = comm.rank(), world = comm.world_size();
-  const std::string final_dir = root_ + "/" + step_name(s.progress.step);
-  const std::string tmp = final_dir + ".tmp";
-  if (rank == 0) {
+  const std::string tmp = root_ + "/" + step_name(s.progress.step) + ".tmp";
+  if (comm.rank() == 0) {
     make_dirs(root_);
     remove_tree(tmp);
     make_dirs(tmp);
   }
   comm.barrier();
-  // Every rank: its RNG and its rows of the recurrent state, in parallel.
-  {
-    std::string path = tmp + "/" + rank_file(rank);
-    auto f = h5::create_file(path);
-    write_tensor(f.get(), "rng/cpu", s.rng, path);
-    if (s.cuda_rng.defined()) {
-      write_tensor(f.get(), "rng/cuda", s.cuda_rng, path);
-      auto d = h5::open_dataset(f.get(), "rng/cuda", path);
-      h5::write_attr_u64(d.get(), "device_index", static_cast<uint64_t>(s.cuda_device), path);
-    }
-    write_tensor(f.get(), "rows", torch::tensor({s.first_row, s.state_rows}, torch::kInt64), path);
-    std::string names;
-    for (const auto& [k, v] : s.state) {
-      write_tensor(f.get(), "state/" + k, v, path);
-      names += k + "\n";
-    }
-    if (!names.empty()) {  // which state tensors there are (XL memories, BRT states, ...)
-      write_tensor(f.get(), "state_names",
-                   torch::from_blob(names.data(), {static_cast<int64_t>(names.size())}, torch::kUInt8), path);
-    }
-    h5::close_file(f, path);
-    fsync_path(path);
-  }
-  if (rank == 0) {
-    std::string mpath = tmp + "/model.h5";
-    {
-      auto f = h5::create_file(mpath);
-      for (const auto& [k, v] : s.params) write_tensor(f.get(), k, v, mpath);
-      h5::close_file(f, mpath);
-    }
-    fsync_path(mpath);
-    std::string opath = tmp + "/optimizer.h5";
-    {
-      auto f = h5::create_file(opath);
-      for (const auto& [k, v] : s.moments) write_tensor(f.get(), k, v, opath);
-      h5::close_file(f, opath);
-    }
-    fsync_path(opath);
-    json meta = {{"format", "recur-checkpoint"},
-                 {"format_version", kFormatVersion},
-                 {"step", s.progress.step},
-                 {"tokens", s.progress.tokens},
-                 {"loss", s.progress.loss},
-                 {"window", {{"loss", s.progress.window_loss}, {"positions", s.progress.window_positions},
-                             {"steps", s.progress.window_steps}}},
-                 {"world_size", world},
-                 {"global_rows", s.global_rows},
-                 {"model", config_.get_string("model.type")},
-                 {"recur_version", version_string()},
-                 {"data_fingerprint", data_fingerprint_},
-                 {"config", config_.to_yaml()}};
-    write_file_atomic(tmp + "/meta.json", meta.dump(2) + "\n");
-  }
+  write_rank_file(s, tmp);  // every rank in parallel
+  if (comm.rank() == 0) write_rank0_files(s, tmp);
   comm.barrier();  // every rank's files are on disk before the commit
-  if (rank == 0) {
-    json files = json::object();
-    DIR* d = ::opendir(tmp.c_str());
-    if (!d) fail("cannot list {}", tmp);
-    while (dirent* e = ::readdir(d)) {
-      std::string name = e->d_name;
-      if (name == "." || name == ".." || name == "manifest.json") continue;
-      uint64_t size = 0;
-      std::string sum = checksum_file(tmp + "/" + name, &size);
-      files[name] = {{"size", size}, {"checksum", sum}};
-    }
-    ::closedir(d);
-    json manifest = {{"format", "recur-checkpoint"}, {"format_version", kFormatVersion}, {"step", s.progress.step},
-                     {"files", files}};
-    write_file_atomic(tmp + "/manifest.json", manifest.dump(2) + "\n");  // the commit marker, written last
-    fsync_path(tmp);
-    // A re-save of the same step (after a resume) replaces the old directory only now, when the new
-    // one is complete: move the old one aside, rename, then delete it.
-    if (path_exists(final_dir)) {
-      std::string old = final_dir + ".deleting";
-      remove_tree(old);
-      if (::rename(final_dir.c_str(), old.c_str()) != 0) fail("cannot replace {}: {}", final_dir, std::strerror(errno));
-    }
-    if (::rename(tmp.c_str(), final_dir.c_str()) != 0) fail("cannot commit checkpoint {}: {}", final_dir, std::strerror(errno));
-    fsync_path(root_);
-    write_file_atomic(root_ + "/latest", step_name(s.progress.step) + "\n");
-    remove_tree(final_dir + ".deleting");
+  if (comm.rank() == 0) {
+    write_manifest(tmp, s.progress.step);
+    commit(s.progress.step, tmp);
     prune();
   }
   comm.barrier();
 }
 
+// The rank's RNG (CPU, and its GPU's when it trains on one) and its rows of the recurrent state.
+void Checkpointer::write_rank_file(const Snapshot& s, const std::string& dir) const {
+  std::string path = dir + "/" + rank_file(host_->rank());
+  auto f = h5::create_file(path);
+  write_tensor(f.get(), "rng/cpu", s.rng, path);
+  if (s.cuda_rng.defined()) {
+    write_tensor(f.get(), "rng/cuda", s.cuda_rng, path);
+    auto d = h5::open_dataset(f.get(), "rng/cuda", path);
+    h5::write_attr_u64(d.get(), "device_index", static_cast<uint64_t>(s.cuda_device), path);
+  }
+  write_tensor(f.get(), "rows", torch::tensor({s.first_row, s.state_rows}, torch::kInt64), path);
+  std::string names;
+  for (const auto& [k, v] : s.state) {
+    write_tensor(f.get(), "state/" + k, v, path);
+    names += k + "\n";
+  }
+  if (!names.empty()) {  // which state tensors there are (XL memories, BRT states, ...)
+    write_tensor(f.get(), "state_names",
+                 torch::from_blob(names.data(), {static_cast<int64_t>(names.size())}, torch::kUInt8), path);
+  }
+  h5::close_file(f, path);
+  fsync_path(path);
+}
+
+void Checkpointer::write_rank0_files(const Snapshot& s, const std::string& dir) const {
+  write_tensor_file(dir + "/model.h5", s.params);
+  write_tensor_file(dir + "/optimizer.h5", s.moments);
+  json meta = s.progress;
+  meta.update(json{{"format", "recur-checkpoint"},
+                   {"format_version", kFormatVersion},
+                   {"world_size", host_->world_size()},
+                   {"global_rows", s.global_rows},
+                   {"model", options_.model_type},
+                   {"recur_version", version_string()},
+                   {"data_fingerprint", options_.data_fingerprint},
+                   {"config", options_.config_yaml}});
+  write_file_atomic(dir + "/meta.json", meta.dump(2) + "\n");
+}
+
+// Renames `tmp`, sealed by its manifest, to step-XXXXXXXX; `latest` follows.
+void Checkpointer::commit(int64_t step, const std::string& tmp) const {
+  const std::string final_dir = root_ + "/" + step_name(step);
+  // A re-save of the same step (after a resume) replaces the old directory only now, when the new
+  // one is complete: move the old one aside, rename, then delete it.
+  if (path_exists(final_dir)) {
+    std::string old = final_dir + ".deleting";
+    remove_tree(old);
+    if (::rename(final_dir.c_str(), old.c_str()) != 0) fail("cannot replace {}: {}", final_dir, std::strerror(errno));
+  }
+  if (::rename(tmp.c_str(), final_dir.c_str()) != 0) fail("cannot commit checkpoint {}: {}", final_dir, std::strerror(errno));
+  fsync_path(root_);
+  write_file_atomic(root_ + "/latest", step_name(step) + "\n");
+  remove_tree(final_dir + ".deleting");
+}
+
+// What a killed run can leave: step-N.deleting, a checkpoint being pruned (renamed, then partly
+// deleted) or the old copy of a re-saved step; step-N.tmp, a save that never committed — or one
+// killed between its manifest and its rename, which is complete. The complete ones are committed,
+// the rest removed, so nothing outlives the run that was killed.
+void Checkpointer::recover() const {
+  std::vector<std::string> tmps, doomed;
+  DIR* d = ::opendir(root_.c_str());
+  if (!d) return;
+  while (dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name.rfind("step-", 0) != 0) continue;
+    auto ends = [&](const std::string& suffix) {
+      return name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+    };
+    if (ends(".tmp")) tmps.push_back(name);
+    if (ends(".deleting")) doomed.push_back(name);
+  }
+  ::closedir(d);
+  std::sort(tmps.begin(), tmps.end());
+  for (const auto& name : tmps) {
+    const std::string tmp = root_ + "/" + name, final_name = name.substr(0, name.size() - 4);
+    const bool step_name_ok = final_name.size() == 13 && final_name.find_first_not_of("0123456789", 5) == std::string::npos;
+    if (step_name_ok && !path_exists(root_ + "/" + final_name) && path_exists(tmp + "/manifest.json") &&
+        verify_checkpoint(tmp).empty()) {
+      spdlog::info("{}: committing a complete checkpoint a killed run left uncommitted", tmp);
+      commit(std::stoll(final_name.substr(5)), tmp);
+    } else {
+      spdlog::info("{}: removing an incomplete checkpoint", tmp);
+      remove_tree(tmp);
+    }
+  }
+  for (const auto& name : doomed) {
+    if (!path_exists(root_ + "/" + name)) continue;  // a commit above finished it
+    spdlog::info("{}/{}: finishing the deletion a killed run left halfway", root_, name);
+    remove_tree(root_ + "/" + name);
+  }
+}
+
 void Checkpointer::prune() {
   if (host_->rank() != 0) return;
-  const int64_t keep = config_.get_int("checkpoint.keep_last");
-  const int64_t milestone = config_.get_int("checkpoint.milestone_every");
+  const int64_t keep = options_.keep_last, milestone = options_.milestone_every;
   auto all = list_checkpoints(run_dir_);
   int64_t excess = static_cast<int64_t>(all.size()) - keep;
   for (int64_t i = 0; i < excess; ++i) {
@@ -458,12 +539,12 @@ std::string Checkpointer::resolve(const std::string& resume) {
     }
     if (!chosen.empty()) {
       auto meta = read_meta(chosen);
-      if (meta.value("data_fingerprint", "") != data_fingerprint_) {
+      if (meta.value("data_fingerprint", "") != options_.data_fingerprint) {
         fail("{} was written for another dataset or batch layout (data.path, train.batch_size, train.tgt_len, "
              "train.seed, data.fraction or train.sampler changed); use --resume never to start over", chosen);
       }
-      if (meta.value("model", "") != config_.get_string("model.type")) {
-        fail("{} holds a {} model, the config asks for {}", chosen, meta.value("model", "?"), config_.get_string("model.type"));
+      if (meta.value("model", "") != options_.model_type) {
+        fail("{} holds a {} model, the config asks for {}", chosen, meta.value("model", "?"), options_.model_type);
       }
     }
   }
@@ -479,15 +560,7 @@ std::string Checkpointer::resolve(const std::string& resume) {
 Progress Checkpointer::load(const std::string& dir, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
                             model::State* state, int64_t first_row, int64_t rows) {
   json meta = read_meta(dir);
-  Progress p;
-  p.step = meta.value("step", int64_t{0});
-  p.tokens = meta.value("tokens", int64_t{0});
-  p.loss = meta.value("loss", 0.0);
-  if (meta.contains("window")) {
-    p.window_loss = meta["window"].value("loss", 0.0);
-    p.window_positions = meta["window"].value("positions", 0.0);
-    p.window_steps = meta["window"].value("steps", int64_t{0});
-  }
+  const Progress p = meta.get<Progress>();
   const int saved_world = meta.value("world_size", 1);
   if (meta.value("format_version", 1) > kFormatVersion) {
     fail("{}/meta.json: checkpoint format version {}, this Recur reads up to {} (written by a newer Recur?)", dir,
@@ -511,7 +584,7 @@ Progress Checkpointer::load(const std::string& dir, torch::nn::Module& model, to
   // RNG: the same rank's streams (CPU, and CUDA for a GPU model) when the world size is unchanged;
   // otherwise, or for a stream the checkpoint lacks, a fresh, deterministic one.
   const torch::Device device = device_of(model);
-  const uint64_t fresh = fresh_seed(config_.get_int("train.seed"), p.step, comm_.rank());
+  const uint64_t fresh = fresh_seed(options_.seed, p.step, comm_.rank());
   if (saved_world == comm_.world_size()) {
     std::string path = dir + "/" + rank_file(comm_.rank());
     auto f = h5::open_file(path, false);
@@ -542,17 +615,17 @@ Progress Checkpointer::load(const std::string& dir, torch::nn::Module& model, to
       int64_t begin = span[0].item<int64_t>(), n = span[1].item<int64_t>();
       int64_t lo = std::max(begin, first_row), hi = std::min(begin + n, first_row + rows);
       if (n == 0 || lo >= hi || !h5::has_object(f.get(), "state")) continue;
+      if (!h5::has_object(f.get(), "state_names")) {
+        fail("{}: recurrent state without state_names, written by a Recur of before 2026-11-23 that this one does "
+             "not read; resume with --resume never", path);
+      }
       std::vector<std::string> names;
-      if (h5::has_object(f.get(), "state_names")) {
-        auto raw = read_tensor(f.get(), "state_names", torch::kUInt8, path);
-        std::string all(reinterpret_cast<const char*>(raw.data_ptr<uint8_t>()), static_cast<size_t>(raw.numel()));
-        for (size_t start = 0, nl; start < all.size(); start = nl + 1) {
-          nl = all.find('\n', start);
-          if (nl == std::string::npos) fail("{}: malformed state_names", path);
-          names.push_back(all.substr(start, nl - start));
-        }
-      } else {  // written before state_names existed: XL memories only
-        for (int i = 0; h5::has_object(f.get(), "state/mems." + std::to_string(i)); ++i) names.push_back("mems." + std::to_string(i));
+      auto raw = read_tensor(f.get(), "state_names", torch::kUInt8, path);
+      std::string all(reinterpret_cast<const char*>(raw.data_ptr<uint8_t>()), static_cast<size_t>(raw.numel()));
+      for (size_t start = 0, nl; start < all.size(); start = nl + 1) {
+        nl = all.find('\n', start);
+        if (nl == std::string::npos) fail("{}: malformed state_names", path);
+        names.push_back(all.substr(start, nl - start));
       }
       for (const auto& name : names) {
         if (!h5::has_object(f.get(), "state/" + name)) fail("{}: state tensor {} is listed but missing", path, name);

@@ -37,6 +37,27 @@ struct Progress {
   double window_loss = 0.0, window_positions = 0.0;
   int64_t window_steps = 0;
 };
+// meta.json's progress keys: step, tokens, loss, window {loss, positions, steps}. from_json reads what
+// is there (missing keys keep their defaults), so `ckpt list` shows what it can of a damaged meta.json.
+void to_json(nlohmann::json& j, const Progress& p);
+void from_json(const nlohmann::json& j, Progress& p);
+
+// The checkpoint policy and what a checkpoint must match, read from the config once.
+struct CheckpointOptions {
+  int64_t every_steps = 0;       // checkpoint.every_steps: save every N steps (0: only at the end / on a signal)
+  double every_minutes = 0.0;    // checkpoint.every_minutes: also when M minutes passed since the last save
+  int64_t keep_last = 2;         // checkpoint.keep_last: checkpoints kept (milestones aside)
+  int64_t milestone_every = 0;   // checkpoint.milestone_every: multiples of P steps are never deleted
+  bool async = false;            // checkpoint.async: write from a background thread
+  std::string model_type;        // model.type, recorded and checked on resume
+  int64_t seed = 0;              // train.seed: seeds random streams that cannot be continued
+  // Checksum of what must not change across a resume for the data order to continue: the dataset's
+  // manifest, train.batch_size, train.tgt_len, train.seed, data.fraction, train.sampler.
+  std::string data_fingerprint;
+  std::string config_yaml;       // the resolved config, stored in meta.json
+
+  static CheckpointOptions from_config(const Config& config);  // reads the dataset's manifest
+};
 
 struct SaveRequest {
   Progress progress;
@@ -51,7 +72,8 @@ struct Snapshot;
 
 class Checkpointer {
  public:
-  // Collective (duplicates the communicator for its own host-side collectives).
+  // Collective (duplicates the communicator for its own host-side collectives). Rank 0 first cleans up
+  // after a run killed while pruning or saving: see recover().
   Checkpointer(std::string run_dir, const Config& config, parallel::Communicator& comm);
   ~Checkpointer();  // waits for a save in flight (an error is logged)
   // Collective: every rank calls it at the same step. Returns the checkpoint directory. Synchronous
@@ -76,20 +98,25 @@ class Checkpointer {
   Progress load(const std::string& dir, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
                 model::State* state, int64_t first_row, int64_t rows);
   bool due(int64_t step) const;  // checkpoint.every_steps / every_minutes
-  std::string data_fingerprint() const { return data_fingerprint_; }
+  std::string data_fingerprint() const { return options_.data_fingerprint; }
 
  private:
   std::shared_ptr<Snapshot> snapshot(const SaveRequest& request, bool copy, const Snapshot* old = nullptr) const;
-  void write(const Snapshot& snapshot);  // on host_; the training thread or the background writer
+  // One save, on host_ (the training thread or the background writer): every rank's file, rank 0's
+  // files, then rank 0 commits (manifest, rename, `latest`) and prunes.
+  void write(const Snapshot& snapshot);
+  void write_rank_file(const Snapshot& snapshot, const std::string& dir) const;  // every rank
+  void write_rank0_files(const Snapshot& snapshot, const std::string& dir) const;  // model, optimizer, meta
+  void commit(int64_t step, const std::string& tmp) const;  // rank 0: renames a tmp its manifest sealed
+  // Rank 0 at construction: finishes what a killed run left half-done (*.deleting, *.tmp).
+  void recover() const;
 
   std::string run_dir_, root_;
-  const Config& config_;
+  CheckpointOptions options_;
   parallel::Communicator& comm_;
   std::unique_ptr<parallel::Communicator> host_;  // host-side collectives, never interleaved with training's
-  bool async_ = false;
   std::future<void> in_flight_;
   std::shared_ptr<Snapshot> previous_;  // the last async snapshot, whose host buffers the next one reuses
-  std::string data_fingerprint_;
   double last_save_time_;
 };
 

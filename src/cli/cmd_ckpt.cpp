@@ -35,9 +35,9 @@ int cmd_ckpt(const Argv& argv) {
       auto problems = checkpoint::verify_checkpoint(dir);
       std::string info = "?";
       try {
-        auto meta = checkpoint::read_meta(dir);
-        info = fmt::format("step {:>8}  tokens {:>12}  loss {:.4f}  {:>8.1f} MB", meta.value("step", int64_t{0}),
-                           meta.value("tokens", int64_t{0}), meta.value("loss", 0.0), dir_bytes(dir) / 1e6);
+        auto p = checkpoint::read_meta(dir).get<checkpoint::Progress>();
+        info = fmt::format("step {:>8}  tokens {:>12}  loss {:.4f}  {:>8.1f} MB", p.step, p.tokens, p.loss,
+                           dir_bytes(dir) / 1e6);
       } catch (const std::exception&) {
       }
       std::printf("%s  %s  %s\n", dir.c_str(), info.c_str(), problems.empty() ? "ok" : "DAMAGED");
@@ -63,10 +63,11 @@ int cmd_ckpt(const Argv& argv) {
     std::string dir = args.get("CKPT");
     auto meta = checkpoint::read_meta(dir);
     auto problems = checkpoint::verify_checkpoint(dir);
+    const auto p = meta.get<checkpoint::Progress>();
     nlohmann::json out = {{"checkpoint", dir},
-                          {"step", meta.value("step", int64_t{0})},
-                          {"tokens", meta.value("tokens", int64_t{0})},
-                          {"loss", meta.value("loss", 0.0)},
+                          {"step", p.step},
+                          {"tokens", p.tokens},
+                          {"loss", p.loss},
                           {"world_size", meta.value("world_size", 1)},
                           {"model", meta.value("model", "")},
                           {"recur_version", meta.value("recur_version", "")},

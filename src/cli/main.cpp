@@ -3,10 +3,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <string>
 #include <vector>
 
 #include <H5public.h>
+#include <c10/util/Exception.h>
 #include <mpi.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -69,6 +71,43 @@ void print_version() {
   );
 }
 
+// The config a command line runs with: --config FILE, else the RUN_DIR/config.yaml of --run-dir; or "".
+std::string config_file(const recur::cli::Argv& args) {
+  std::string run_dir;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--config" && i + 1 < args.size()) return args[i + 1];
+    if (args[i].rfind("--config=", 0) == 0) return args[i].substr(9);
+    if (args[i] == "--run-dir" && i + 1 < args.size()) run_dir = args[i + 1] + "/config.yaml";
+    if (args[i].rfind("--run-dir=", 0) == 0) run_dir = args[i].substr(10) + "/config.yaml";
+  }
+  return run_dir;
+}
+
+// One line for an error LibTorch raised (its message carries a C++ backtrace after the first line),
+// saying what to look at: the sizes of the config for memory, the vocabulary for an index.
+std::string torch_error(const std::string& message, const recur::cli::Argv& args) {
+  const std::string line = message.substr(0, message.find('\n'));
+  const std::string config = config_file(args);
+  const std::string in_config = config.empty() ? "" : " in " + config + " and its --set overrides";
+  if (line.find("allocate memory") != std::string::npos || line.find("out of memory") != std::string::npos) {
+    return "out of memory: " + line + "; check the sizes" + in_config +
+           " (model.d_model, model.d_inner, model.n_layer, train.batch_size, train.tgt_len, model.mem_len)";
+  }
+  if (line.find("index out of range") != std::string::npos) {
+    return "LibTorch: " + line + ": a token id outside the model's vocabulary? (the shards of data.path against its " +
+           "manifest's vocab, model.vocab_size" + (config.empty() ? "" : " in " + config) + ")";
+  }
+  return "LibTorch: " + line + (config.empty() ? "" : " (config " + config + ")");
+}
+
+// Leaves without the libraries' exit handlers: after an I/O failure HDF5 may still hold a file it
+// could not close, and its shutdown would crash on it. Everything of ours is already on disk.
+[[noreturn]] void exit_error(const char* command, const std::string& line) {
+  std::fprintf(stderr, "recur %s: error: %s\n", command, line.c_str());
+  std::fflush(nullptr);
+  std::_Exit(1);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -92,12 +131,12 @@ int main(int argc, char** argv) {
     } catch (const recur::UsageError& e) {
       std::fprintf(stderr, "recur %s: %s\n(see `recur %s --help`)\n", c.name, e.what(), c.name);
       return 2;
+    } catch (const c10::Error& e) {  // out of memory included (c10::OutOfMemoryError)
+      exit_error(c.name, torch_error(e.what_without_backtrace(), args));
+    } catch (const std::bad_alloc&) {
+      exit_error(c.name, torch_error("out of memory (std::bad_alloc)", args));
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "recur %s: error: %s\n", c.name, e.what());
-      // Leave without the libraries' exit handlers: after an I/O failure HDF5 may still hold a file it
-      // could not close, and its shutdown would crash on it. Everything of ours is already on disk.
-      std::fflush(nullptr);
-      std::_Exit(1);
+      exit_error(c.name, e.what());
     }
   }
   std::fprintf(stderr, "recur: unknown command '%s' (see `recur --help`)\n", name.c_str());

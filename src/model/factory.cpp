@@ -13,52 +13,6 @@
 
 namespace recur::model {
 
-State State::detached() const {
-  State s;
-  for (const auto& [k, v] : tensors) s.tensors[k] = v.detach();
-  return s;
-}
-
-State State::rows(int64_t begin, int64_t end) const {
-  State s;
-  for (const auto& [k, v] : tensors) s.tensors[k] = v.slice(0, begin, end);
-  return s;
-}
-
-void State::save(const std::string& path) const {
-  torch::serialize::OutputArchive archive;
-  std::string names;
-  for (const auto& [k, v] : tensors) {
-    archive.write(k, v.detach().contiguous().cpu());
-    names += k + "\n";
-  }
-  archive.write("__names__", torch::from_blob(names.data(), {static_cast<int64_t>(names.size())}, torch::kUInt8).clone());
-  archive.save_to(path);
-}
-
-State State::load(const std::string& path) {
-  torch::serialize::InputArchive archive;
-  try {
-    archive.load_from(path);
-  } catch (const c10::Error& e) {
-    fail("cannot read recurrent state {}: {}", path, e.what_without_backtrace());
-  }
-  torch::Tensor names_t;
-  if (!archive.try_read("__names__", names_t)) fail("{} is not a Recur recurrent-state file", path);
-  std::string names(reinterpret_cast<const char*>(names_t.data_ptr<uint8_t>()), static_cast<size_t>(names_t.numel()));
-  State s;
-  size_t start = 0;
-  while (start < names.size()) {
-    size_t nl = names.find('\n', start);
-    std::string k = names.substr(start, nl - start);
-    torch::Tensor t;
-    if (!archive.try_read(k, t)) fail("{}: state tensor '{}' is missing", path, k);
-    s.tensors[k] = t;
-    start = nl + 1;
-  }
-  return s;
-}
-
 int64_t count_parameters(torch::nn::Module& module) {
   int64_t n = 0;
   for (const auto& p : module.parameters()) n += p.numel();

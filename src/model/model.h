@@ -24,9 +24,6 @@ struct State {
   State detached() const;
   // Rows [begin, end) of every tensor (for handing streams between ranks).
   State rows(int64_t begin, int64_t end) const;
-  // Writes / reads the state as a LibTorch archive (named tensors); load replaces the contents.
-  void save(const std::string& path) const;
-  static State load(const std::string& path);
 };
 
 struct ForwardResult {

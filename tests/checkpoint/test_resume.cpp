@@ -2,6 +2,7 @@
 // killed with SIGKILL, or stopped by SIGTERM) continues to exactly the uninterrupted run, on 1 and 2
 // MPI ranks; a checkpoint moves between world sizes and from GPUs to the CPU; every flipped byte is
 // detected.
+#include <dirent.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -266,6 +267,68 @@ TEST_F(Resume, NewerFormatIsRefused) {
   const std::string log = g_root + "/newer.log";
   EXPECT_NE(std::system((train_cmd(1, "xl", dir, 8, small) + " > " + log + " 2>&1").c_str()), 0);
   EXPECT_THAT(read_file(log), HasSubstr("checkpoint format version 99"));
+}
+
+// Rank files holding recurrent state must name it (state_names): the nameless layout of before
+// 2026-11-23 is refused with a clear error, not guessed at.
+TEST_F(Resume, StateWithoutNamesIsRefused) {
+  const std::string small = "--set model.d_model=8 --set model.d_inner=8 --set model.n_head=2";
+  const std::string dir = g_root + "/nameless";
+  ASSERT_EQ(run(train_cmd(1, "xl", dir, 4, small)), 0);
+  const std::string ckpt = checkpoint::list_checkpoints(dir).back(), path = ckpt + "/rank-0000.h5";
+  {
+    auto f = h5::open_file(path, /*writable=*/true);
+    ASSERT_GE(H5Ldelete(f.get(), "state_names", H5P_DEFAULT), 0);
+    h5::close_file(f, path);
+  }
+  reseal(ckpt);
+  const std::string log = g_root + "/nameless.log";
+  EXPECT_NE(std::system((train_cmd(1, "xl", dir, 8, small) + " > " + log + " 2>&1").c_str()), 0);
+  EXPECT_THAT(read_file(log), HasSubstr("recurrent state without state_names"));
+}
+
+// Entries of RUN_DIR/checkpoints other than committed step-XXXXXXXX directories and `latest`.
+std::vector<std::string> leftovers(const std::string& run_dir) {
+  std::vector<std::string> out;
+  const std::string root = run_dir + "/checkpoints";
+  DIR* d = ::opendir(root.c_str());
+  if (!d) return out;
+  while (dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    if (name == "." || name == ".." || name == "latest") continue;
+    if (name.size() == 13 && name.rfind("step-", 0) == 0) continue;
+    out.push_back(name);
+  }
+  ::closedir(d);
+  return out;
+}
+
+// What runs killed while pruning or saving leave behind is finished at the next start (issue 17,
+// finding 10): a checkpoint renamed for deletion and half deleted is removed; an uncommitted save is
+// removed; a re-save killed between its two renames (old copy moved aside, new one sealed but not yet
+// renamed) is committed. The run then resumes from it.
+TEST_F(Resume, KilledPruneAndSaveLeftoversAreFinishedAtTheNextStart) {
+  const std::string small = "--set model.d_model=8 --set model.d_inner=8 --set model.n_head=2";
+  const std::string dir = g_root + "/leftovers", root = dir + "/checkpoints";
+  ASSERT_EQ(run(train_cmd(1, "xl", dir, 8, small)), 0);
+  ASSERT_EQ(checkpoint::list_checkpoints(dir).size(), 2u);
+  // Pruning step 4, killed midway through the deletion.
+  ASSERT_EQ(::rename((root + "/step-00000004").c_str(), (root + "/step-00000004.deleting").c_str()), 0);
+  ASSERT_EQ(::unlink((root + "/step-00000004.deleting/model.h5").c_str()), 0);
+  // Re-saving step 8, killed after moving the old copy aside and before renaming the new one.
+  ASSERT_EQ(::rename((root + "/step-00000008").c_str(), (root + "/step-00000008.deleting").c_str()), 0);
+  ASSERT_EQ(std::system(("cp -r " + root + "/step-00000008.deleting " + root + "/step-00000008.tmp").c_str()), 0);
+  // A save of step 12 killed before its manifest.
+  make_dirs(root + "/step-00000012.tmp");
+  write_file_atomic(root + "/step-00000012.tmp/rank-0000.h5", "partial");
+  ASSERT_EQ(leftovers(dir).size(), 4u);
+
+  const std::string log = g_root + "/leftovers.log";
+  ASSERT_EQ(std::system((train_cmd(1, "xl", dir, 8, small) + " > " + log + " 2>&1").c_str()), 0);
+  EXPECT_THAT(leftovers(dir), ::testing::IsEmpty());
+  EXPECT_THAT(read_file(log), HasSubstr("resuming from " + root + "/step-00000008"));
+  for (const auto& ckpt : checkpoint::list_checkpoints(dir)) EXPECT_TRUE(checkpoint::verify_checkpoint(ckpt).empty()) << ckpt;
+  EXPECT_EQ(read_file(root + "/latest"), "step-00000008\n");
 }
 
 // SIGTERM on a rank: all ranks agree at the next step, save, and exit 75; running again completes the

@@ -102,23 +102,6 @@ TEST(Models, XlMemoryEqualsOneLongSegment) {
   }
 }
 
-TEST(Models, XlStateSavedAndRestoredContinuesIdentically) {
-  std::string path = "/tmp/recur-test-state-" + std::to_string(::getpid()) + ".pt";
-  auto model = make_model(tiny("rsa_xl"), 50);
-  model->eval();
-  torch::NoGradGuard no_grad;
-  auto tokens = torch::randint(50, {2, 16}, torch::kInt64);
-  auto first = model->forward(tokens.slice(1, 0, 8), State());
-  first.state.save(path);
-  State restored = State::load(path);
-  EXPECT_EQ(restored.tensors.size(), first.state.tensors.size());
-  auto a = model->forward(tokens.slice(1, 8, 16), first.state).logits;
-  auto b = model->forward(tokens.slice(1, 8, 16), restored).logits;
-  EXPECT_TRUE(torch::equal(a, b));
-  ::unlink(path.c_str());
-  EXPECT_THROW(State::load(path), Error);
-}
-
 TEST(Models, SaveLoadReproducesLogits) {
   std::string path = "/tmp/recur-test-model-" + std::to_string(::getpid()) + ".pt";
   for (const auto& type : kTypes) {
