@@ -504,8 +504,18 @@ HttpResponse http_request(const std::string& url, const std::string& method, con
   beast::error_code ec;
   auto results = resolver.resolve(host, std::to_string(port), ec);
   if (ec) fail("cannot resolve coordinator {}: {}", url, ec.message());
-  stream.expires_after(std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000)));
-  stream.connect(results, ec);
+  // Asynchronous steps, because only they honour the stream's deadline: a synchronous read waits
+  // for ever on a coordinator that accepted the connection but never answers.
+  const auto deadline = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
+  auto step = [&](auto start) {
+    stream.expires_after(deadline);
+    beast::error_code step_ec;
+    start([&](beast::error_code e, auto&&...) { step_ec = e; });
+    io.restart();
+    io.run();
+    return step_ec;
+  };
+  ec = step([&](auto done) { stream.async_connect(results, done); });
   if (ec) fail("cannot reach the coordinator at {}: {}", url, ec.message());
   http::request<http::string_body> req(http::string_to_verb(method), target, 11);
   req.set(http::field::host, host);
@@ -513,13 +523,12 @@ HttpResponse http_request(const std::string& url, const std::string& method, con
   req.set(http::field::content_type, "application/json");
   req.body() = body;
   req.prepare_payload();
-  http::write(stream, req, ec);
   // The server may answer early and close (e.g. 413 for an oversized body): read its answer anyway.
-  const beast::error_code write_ec = ec;
+  const beast::error_code write_ec = step([&](auto done) { http::async_write(stream, req, done); });
   beast::flat_buffer buf;
   http::response_parser<http::string_body> parser;
   parser.body_limit(256ull << 20);
-  http::read(stream, buf, parser, ec);
+  ec = step([&](auto done) { http::async_read(stream, buf, parser, done); });
   if (ec && write_ec) fail("coordinator {}: sending {} {} failed: {}", url, method, target, write_ec.message());
   if (ec) fail("coordinator {}: no answer to {} {}: {}", url, method, target, ec.message());
   auto res = parser.release();

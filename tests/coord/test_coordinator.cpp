@@ -407,7 +407,7 @@ TEST_F(FewDescriptors, IdleSocketsNeitherStarveHealthChecksNorSpin) {
   std::this_thread::sleep_for(std::chrono::seconds(1));
   const double cpu0 = cpu_seconds(pid_);
   const auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < 3; ++i) {
+  for (int i = 0; i < 3; ++i) {  // each gives up after 5 s
     HttpResponse h;
     ASSERT_NO_THROW(h = http_request(url_, "GET", "/api/health", token_, "", 5)) << "health check " << i;
     EXPECT_EQ(h.status, 200);
@@ -454,6 +454,20 @@ TEST_F(CoordinatorProcess, ServerSideFailuresAre500) {
   ASSERT_EQ(sqlite3_exec(db, "ALTER TABLE moved RENAME TO trials", nullptr, nullptr, nullptr), SQLITE_OK);
   sqlite3_close(db);
   EXPECT_EQ(req("GET", "/api/sweeps/1").status, 200);
+}
+
+// The client gives up on a coordinator that accepted the connection but never answers (an agent must
+// not hang on it for ever).
+TEST(HttpClient, GivesUpOnACoordinatorThatNeverAnswers) {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor mute(io, {boost::asio::ip::make_address("127.0.0.1"), 0});  // listens, never accepts
+  const std::string url = "http://127.0.0.1:" + std::to_string(mute.local_endpoint().port());
+  try {
+    http_request(url, "GET", "/api/health", "t", "", 1);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("no answer"));
+  }
 }
 
 TEST(Store, NotFoundIsAnError) {
