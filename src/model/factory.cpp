@@ -32,12 +32,20 @@ RemOptions rem_options(const Config& c, const std::string& type, int64_t n_head)
   if (type == "tl_xl" || type == "fl_xl") {
     r.kind = type == "tl_xl" ? RemKind::kToeplitz : RemKind::kFull;
     r.n_heads = n_rsa;
-    int64_t span = c.get_int("model.fl_max_len");
-    if (span == 0) span = c.get_int("train.tgt_len") + c.get_int("model.mem_len");
-    r.max_qlen = span;
-    r.max_klen = span;
+    const int64_t T = c.get_int("train.tgt_len"), M = c.get_int("model.mem_len");
+    // TL: one weight per lag of the training window (1 .. T + M - 1) unless model.tl_lags bounds it.
+    r.truncation = c.get_int("model.tl_lags") > 0 ? c.get_int("model.tl_lags") : std::max<int64_t>(1, T + M - 1);
+    // FL: the T x (T + M) matrix of the training segment over [memory | segment] (paper §4.4).
+    int64_t keys = c.get_int("model.fl_max_len");
+    if (keys == 0) keys = T + M;
+    r.max_qlen = T;
+    r.max_klen = keys;
+    if (r.kind == RemKind::kFull) validate(r);
     return r;
   }
+  const std::string cyc = c.get_string("model.rem_cyclical");
+  r.cyclical = cyc == "fixed_theta" ? CyclicalParams::kFixedTheta : cyc == "per_head" ? CyclicalParams::kPerHead
+                                                                                      : CyclicalParams::kSharedPair;
   r.kind = RemKind::kParametric;
   r.counts = c.get_int_list("model.rem_types");
   if (r.counts.size() != 6) {

@@ -168,5 +168,43 @@ TEST(Communicator, AutoInAWorldOfOneIsSingleEvenOnCuda) {
               ::testing::ThrowsMessage<Error>(::testing::HasSubstr("train.collective_timeout_s")));
 }
 
+// After the first synchronised step the buckets follow the order in which gradients arrived, and a
+// parameter that got no gradient goes to the last bucket, so it cannot hold back the others.
+TEST(Reducer, BucketsFollowTheGradientsArrivalOrderAfterTheFirstStep) {
+  auto comm = parallel::make_single_communicator();
+  // Registration order a, b, c, unused; backward produces c's gradient first (it is used last), then
+  // a's, then b's. The initial guess (reverse registration) would put `unused` first.
+  auto a = torch::ones({1000}, torch::requires_grad());
+  auto b = torch::ones({1000}, torch::requires_grad());
+  auto c = torch::ones({1000}, torch::requires_grad());
+  auto unused = torch::ones({1000}, torch::requires_grad());
+  std::vector<torch::Tensor> params{a, b, c, unused};
+  parallel::ReducerOptions o;
+  o.first_bucket_mb = 1e-6;  // one parameter per bucket
+  o.bucket_mb = 1e-6;
+  parallel::Reducer reducer(params, *comm, o);
+  EXPECT_EQ(reducer.bucket_of(), (std::vector<int64_t>{3, 2, 1, 0}));
+  auto step = [&] {
+    reducer.prepare_for_sync();
+    auto hb = (b * 2).sum();              // b's gradient waits for the chain below
+    auto ha = (a * 3).sum() * hb.detach(); // a: second
+    auto loss = ha + hb + (c * 5).sum() * 1.0;
+    loss.backward();
+    reducer.finalize();
+  };
+  step();
+  EXPECT_TRUE(torch::allclose(c.grad(), torch::full_like(c, 5.0)));
+  const auto& order = reducer.bucket_of();
+  EXPECT_EQ(order[3], 3) << "the parameter without a gradient goes last";
+  for (int i = 0; i < 3; ++i) EXPECT_LT(order[i], 3);
+  // The new layout still reduces correctly (one rank: gradients unchanged, accumulation included).
+  for (auto& p : params) p.mutable_grad() = torch::Tensor();
+  step();
+  EXPECT_TRUE(torch::allclose(a.grad(), torch::full_like(a, 3.0 * 2000)));
+  EXPECT_TRUE(torch::allclose(b.grad(), torch::full_like(b, 2.0)));
+  EXPECT_TRUE(torch::allclose(c.grad(), torch::full_like(c, 5.0)));
+  EXPECT_FALSE(unused.grad().defined() && unused.grad().abs().sum().item<double>() != 0);
+}
+
 }  // namespace
 }  // namespace recur

@@ -94,6 +94,20 @@ TEST_F(TrainerTest, MissingSplitsAreFoundBeforeTheFirstStep) {
   EXPECT_FALSE(path_exists(run + "/checkpoints"));
 }
 
+// Issue 15: an FL-XL trained at one memory length evaluates, during and after training, at four times
+// that memory (keys beyond the learned span contribute 0), and again through `recur eval`'s path.
+TEST_F(TrainerTest, FlXlTrainedAtOneMemoryEvaluatesAtFourTimesIt) {
+  const std::string run = root_ + "/fl-long-memory";
+  Config c = config("fl_xl", {"train.steps=6", "train.eval_every=3"});
+  const int64_t M = c.get_int("model.mem_len");
+  c = config("fl_xl", {"train.steps=6", "train.eval_every=3", "eval.mem_len=" + std::to_string(4 * M),
+                       "eval.train_mem_len=" + std::to_string(4 * M)});
+  auto result = run_training(c, run, "never");
+  EXPECT_TRUE(std::isfinite(result["loss"].get<double>()));
+  auto again = run_evaluation(run, "valid", {});
+  EXPECT_DOUBLE_EQ(again["loss"].get<double>(), result["loss"].get<double>());
+}
+
 TEST_F(TrainerTest, EveryTinyConfigTrains) {
   for (const std::string type : {"transformer", "rsa_transformer", "tl_xl", "fl_xl", "brt", "rsa_brt", "r_transformer",
                                   "recurrent_transformer"}) {
