@@ -7,9 +7,13 @@
 
 namespace recur::h5 {
 
+// HDF5's automatic error printing is a per-thread setting in a thread-safe build (Debian's is one), so
+// every thread that calls HDF5 turns it off once.
 void silence_errors() {
-  static std::once_flag once;
-  std::call_once(once, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
+  thread_local bool silenced = false;
+  if (silenced) return;
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  silenced = true;
 }
 
 Handle create_file(const std::string& path) {

@@ -18,7 +18,8 @@ FlopCount model_flops_per_token(model::LanguageModel& model, const Config& c, in
     const auto& t = p.value();
     if (t.dim() < 2) continue;
     const std::string& name = p.key();
-    if (name.find("emb") != std::string::npos) continue;  // embedding lookups are not matrix products
+    // embedding lookups (token and position tables) are not matrix products
+    if (name.find("emb") != std::string::npos || name.find("wpe") != std::string::npos) continue;
     if (name.find(".rem.") != std::string::npos || name.find("bias") != std::string::npos) continue;  // REMs, XL biases
     if (name.rfind("crit.", 0) == 0) continue;  // the (adaptive) softmax: counted below
     if (t.size(0) == vocab && t.size(-1) == d_model) has_output = true;
@@ -66,7 +67,8 @@ nlohmann::json model_info(const Config& c, int64_t vocab) {
     total += n;
     // Embedding tables: the token embedding (also the tied output layer) and learned positions.
     const std::string leaf = name.substr(name.rfind('.') == std::string::npos ? 0 : name.rfind('.') + 1);
-    const bool table = top.find("emb") != std::string::npos || top == "wte" || top == "wpe" || top == "encoder";
+    const bool table = top.find("emb") != std::string::npos || top == "encoder" || name.find("wte.") != std::string::npos ||
+                       name.find("wpe.") != std::string::npos;
     if (table && leaf != "bias") embedding += n;
   }
   const FlopCount f = model_flops_per_token(*model, c, vocab);

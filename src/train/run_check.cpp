@@ -24,6 +24,10 @@ void check_eval(const Config& c, const EvalSettings& s, const char* which) {
   const int64_t T = c.get_int("train.tgt_len");
   if (s.tgt_len < 1) fail("config error: {} evaluation segment length is {}", which, s.tgt_len);
   if (s.mem_len < 0) fail("config error: {} evaluation memory length is {}", which, s.mem_len);
+  if (c.get_int("eval.score_last") > s.tgt_len) {
+    fail("config error: eval.score_last = {} exceeds the {} evaluation window of {} tokens (eval.tgt_len)",
+         c.get_int("eval.score_last"), which, s.tgt_len);
+  }
   const bool brt = type == "brt" || type == "rsa_brt";
   if (brt && s.tgt_len % c.get_int("model.brt_window") != 0) {
     fail("config error: a BRT evaluates whole windows of model.brt_window = {}; the {} evaluation uses segments of {}: "

@@ -213,7 +213,7 @@ TEST_P(ModelFamilyDeviceTest, ForwardAndBackwardStayOnTheDevice) {
 
 INSTANTIATE_TEST_SUITE_P(EveryFamily, ModelFamilyDeviceTest,
                          ::testing::Values("xl", "rsa_xl", "tl_xl", "fl_xl", "brt", "rsa_brt", "transformer",
-                                           "rsa_transformer", "r_transformer", "recurrent_transformer"));
+                                           "rsa_transformer", "r_transformer", "recurrent_transformer", "gpt"));
 
 }  // namespace
 }  // namespace recur::train
@@ -277,7 +277,7 @@ TEST_P(Bf16LogitsTest, LogitsAreFp32UnderAutocast) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, Bf16LogitsTest,
-                         ::testing::Values("xl", "rsa_xl", "brt", "transformer", "r_transformer", "recurrent_transformer"));
+                         ::testing::Values("xl", "rsa_xl", "brt", "transformer", "r_transformer", "recurrent_transformer", "gpt"));
 
 }  // namespace
 }  // namespace recur::train

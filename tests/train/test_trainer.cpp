@@ -110,7 +110,7 @@ TEST_F(TrainerTest, FlXlTrainedAtOneMemoryEvaluatesAtFourTimesIt) {
 
 TEST_F(TrainerTest, EveryTinyConfigTrains) {
   for (const std::string type : {"transformer", "rsa_transformer", "tl_xl", "fl_xl", "brt", "rsa_brt", "r_transformer",
-                                  "recurrent_transformer"}) {
+                                  "recurrent_transformer", "gpt"}) {
     std::string run = root_ + "/run-" + type;
     auto result = run_training(config(type, {"train.steps=5"}), run);
     EXPECT_TRUE(std::isfinite(result["loss"].get<double>())) << type;
