@@ -78,6 +78,9 @@ std::string substitute(std::string text, const std::map<std::string, std::string
 
 }  // namespace
 
+// More trials than any cluster runs; a typo (seeds: 1000000000) must not expand in memory for minutes.
+constexpr int64_t kMaxTrials = 100000;
+
 SweepSpec load_sweep_spec(const std::string& path) {
   YAML::Node root;
   try {
@@ -120,6 +123,7 @@ SweepSpec load_sweep_spec(const std::string& path) {
     } else {
       int64_t k = std::stoll(scalar_text(n, path + ": seeds"));
       if (k < 1) fail("{}: seeds must be at least 1", path);
+      if (k > kMaxTrials) fail("{}: seeds = {} exceeds the {} trials a sweep may hold", path, k, kMaxTrials);
       for (int64_t i = 1; i <= k; ++i) seeds.push_back(i);
     }
   }
@@ -140,6 +144,12 @@ SweepSpec load_sweep_spec(const std::string& path) {
     }
   }
   auto is_config_key = [](const std::string& k) { return find_key_spec(k) != nullptr; };
+  // Bounded before anything is expanded: the product of the axes' sizes times the seeds.
+  double product = static_cast<double>(seeds.size());
+  for (const auto& [key, values] : axes) product *= static_cast<double>(values.size());
+  if (product > static_cast<double>(kMaxTrials)) {
+    fail("{}: the sweep expands to {:.0f} trials (axes x seeds); a sweep may hold at most {}", path, product, kMaxTrials);
+  }
   // The cartesian product, first axis slowest.
   std::vector<size_t> idx(axes.size(), 0);
   std::set<std::string> used_vars;

@@ -151,6 +151,11 @@ uint64_t file_size(const std::string& path) {
 }
 
 std::string read_file(const std::string& path) {
+  struct stat st {};
+  // A device never ends (/dev/zero): refuse it rather than read until memory runs out.
+  if (::stat(path.c_str(), &st) == 0 && (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode))) {
+    fail("{} is a device, not a file", path);
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) fail("cannot open {} for reading: {}", path, std::strerror(errno));
   std::ostringstream out;

@@ -1,6 +1,8 @@
 // See corpora.h. Byte corpora are streamed in blocks; WikiText is tokenised in memory (two passes).
 #include "data/corpora.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -32,6 +34,11 @@ std::vector<SourceInfo> describe_sources(const std::vector<std::string>& inputs)
   for (const auto& path : inputs) {
     if (!path_exists(path)) fail("input {} does not exist", path);
     if (is_directory(path)) fail("input {} is a directory; pass the corpus file(s) themselves", path);
+    struct stat st {};
+    // Inputs are read twice (checksum, then the splits), and a device (/dev/zero) never ends.
+    if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+      fail("input {} is a device, pipe or socket, not a regular file: write the corpus to a file first", path);
+    }
     SourceInfo s;
     s.path = path;
     s.checksum = checksum_file(path, &s.size);

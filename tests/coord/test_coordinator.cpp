@@ -265,6 +265,13 @@ TEST(SweepSpec, ExpandsAxesSeedsBundlesAndPlaceholders) {
   } catch (const Error& e) {
     EXPECT_THAT(e.what(), HasSubstr("invalid config"));
   }
+  // A typo in the size (issue 17, a new kind of bad input): refused before anything expands, not
+  // minutes of expansion until memory runs out.
+  write_file_atomic(dir + "/huge.yaml", "base: base.yaml\nseeds: 1000000000\n");
+  EXPECT_THAT([&] { load_sweep_spec(dir + "/huge.yaml"); }, ::testing::ThrowsMessage<Error>(HasSubstr("exceeds")));
+  write_file_atomic(dir + "/huge2.yaml", "base: base.yaml\nseeds: 1000\naxes:\n  model.n_layer: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n"
+                                         "  train.lr: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]\n");
+  EXPECT_THAT([&] { load_sweep_spec(dir + "/huge2.yaml"); }, ::testing::ThrowsMessage<Error>(HasSubstr("110000 trials")));
   remove_tree(dir);
 }
 

@@ -99,4 +99,10 @@ rc=0; timeout 60 "$recur" train --config "$src/configs/tiny/transformer.yaml" --
 [[ $rc -ne 0 && $rc -ne 124 ]] || fail "train.threads=100000: exit $rc"
 grep -q "train.threads' = 100000 is outside the allowed range" "$tmp/threads.log" || { cat "$tmp/threads.log"; fail "unclear error"; }
 ok "train.threads=100000 is a config error"
+echo "== new: a corpus or config that is a device (it never ends)"
+rc=0; timeout 30 "$recur" shard --corpus bytes --input /dev/zero --out "$tmp/zero" >"$tmp/zero.log" 2>&1 || rc=$?
+[[ $rc -ne 0 && $rc -ne 124 ]] || fail "shard --input /dev/zero: exit $rc (124: it read for ever)"
+grep -q "is a device, pipe or socket" "$tmp/zero.log" || { cat "$tmp/zero.log"; fail "shard /dev/zero: unclear error"; }
+one_line_error "$tmp/zero.log" "shard --input /dev/zero"
+ok "a device as corpus input is refused"
 echo "PASS"
