@@ -19,5 +19,6 @@ int cmd_coordinator(const Argv& args);
 int cmd_sweep(const Argv& args);
 int cmd_agent(const Argv& args);
 int cmd_model(const Argv& args);
+int cmd_export(const Argv& args);
 
 }  // namespace recur::cli

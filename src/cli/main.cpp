@@ -34,6 +34,7 @@ const Command kCommands[] = {
     {"ckpt", "list, verify and inspect checkpoints: `ckpt list RUN_DIR`, `ckpt verify CKPT`, `ckpt inspect CKPT`",
      recur::cli::cmd_ckpt},
     {"model", "describe a configured model: `model info` (parameter counts, FLOPs per token)", recur::cli::cmd_model},
+    {"export", "write a trained run for other tools: model.safetensors or model.h5, config.json", recur::cli::cmd_export},
     {"config", "list the config keys (`config keys`) or print a resolved config (`config show`)", recur::cli::cmd_config},
     {"bench", "measure hot paths: `bench data`, `bench step`, `bench allreduce`, `bench ckpt`", recur::cli::cmd_bench},
     {"coordinator", "the ablation coordinator (HTTP + SQLite): schedules sweeps on agents", recur::cli::cmd_coordinator},
