@@ -14,6 +14,7 @@ int cmd_config(const Argv& args);
 int cmd_bench(const Argv& args);
 int cmd_train(const Argv& args);
 int cmd_eval(const Argv& args);
+int cmd_sample(const Argv& args);
 int cmd_ckpt(const Argv& args);
 int cmd_coordinator(const Argv& args);
 int cmd_sweep(const Argv& args);

@@ -31,6 +31,8 @@ const Command kCommands[] = {
     {"gen", "write a synthetic dataset: `gen formal` (formal languages), `gen copy` (copy task)", recur::cli::cmd_gen},
     {"train", "train a model from a YAML config (+ --set overrides) into a run directory", recur::cli::cmd_train},
     {"eval", "evaluate a trained run on a split: BPC or perplexity, token accuracy", recur::cli::cmd_eval},
+    {"sample", "continue a prompt with a trained run's model, streaming text (temperature, top-k, top-p, seed)",
+     recur::cli::cmd_sample},
     {"ckpt", "list, verify and inspect checkpoints: `ckpt list RUN_DIR`, `ckpt verify CKPT`, `ckpt inspect CKPT`",
      recur::cli::cmd_ckpt},
     {"model", "describe a configured model: `model info` (parameter counts, FLOPs per token)", recur::cli::cmd_model},
