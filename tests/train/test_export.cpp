@@ -56,11 +56,24 @@ TEST(Export, PyTorchLoaderMatchesRecurLogits) {
   ASSERT_TRUE(path_exists(python)) << python << " is missing: run scripts/setup (the venv with torch, h5py, numpy, safetensors)";
   const std::string dir = temp_dir("export");
   test::make_word_dataset(dir, {"the ", "cat ", "sat ", "on ", "a ", "mat. ", "Recur\n"}, 20000, 3);
-  for (const std::string type : {"transformer", "xl", "rsa_xl"}) {
-    SCOPED_TRACE(type);
-    const std::string run = dir + "/" + type;
-    auto trained = run_process({RECUR_BINARY, "train", "--config", std::string(RECUR_SOURCE_DIR) + "/configs/tiny/" + type + ".yaml",
-                                "--run-dir", run, "--set", "data.path=" + dir + "/data", "--set", "train.steps=5"});
+  // The tiny configs, and variants: pre-LN with learned positions; every REM type but the dilated
+  // cyclical ones with theta fixed, clamped positions and no relative term in the RSA heads.
+  const std::vector<std::pair<std::string, std::vector<std::string>>> runs = {
+      {"transformer", {}},
+      {"xl", {}},
+      {"rsa_xl", {}},
+      {"transformer", {"model.pre_ln=true", "model.pos_enc=learned", "model.max_len=32"}},
+      {"rsa_xl", {"model.n_rsa_heads=4", "model.rem_types=[1,1,1,1,0,0]", "model.dilations=[3]",
+                  "model.rem_cyclical=fixed_theta", "model.rsa_drop_rel_pos=true", "model.clamp_len=10"}},
+  };
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const auto& [type, sets] = runs[i];
+    SCOPED_TRACE(type + " " + std::to_string(i));
+    const std::string run = dir + "/" + type + "." + std::to_string(i);
+    std::vector<std::string> train = {RECUR_BINARY, "train", "--config", std::string(RECUR_SOURCE_DIR) + "/configs/tiny/" + type + ".yaml",
+                                      "--run-dir", run, "--set", "data.path=" + dir + "/data", "--set", "train.steps=5"};
+    for (const auto& s : sets) train.insert(train.end(), {"--set", s});
+    auto trained = run_process(train);
     ASSERT_EQ(trained.exit_code, 0) << trained.output;
     auto exported = run_process({RECUR_BINARY, "export", "--run-dir", run, "--format", "h5"});
     ASSERT_EQ(exported.exit_code, 0) << exported.output;
