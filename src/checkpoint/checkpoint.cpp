@@ -123,13 +123,36 @@ std::atomic<bool> g_stop{false};
 
 void install_stop_signals() {
   struct sigaction sa {};
-  sa.sa_handler = [](int) { g_stop.store(true); };
+  // A second Ctrl-C (while the first one's checkpoint is being written) ends the process at once, as
+  // an impatient user expects: SIGINT goes back to its default action and is raised again.
+  sa.sa_handler = [](int sig) {
+    if (sig == SIGINT && g_stop.load()) {
+      std::signal(SIGINT, SIG_DFL);
+      std::raise(SIGINT);
+    }
+    g_stop.store(true);
+  };
   sigemptyset(&sa.sa_mask);
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGUSR1, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
 }
 
 bool stop_requested() { return g_stop.load(); }
+
+std::vector<std::string> config_changes(const std::string& saved_path, const Config& now) {
+  if (!path_exists(saved_path)) return {};
+  std::vector<std::string> out;
+  try {
+    const Config saved = Config::load(saved_path);
+    for (const auto& key : saved.diff(now)) {
+      out.push_back(fmt::format("{}: {} -> {}", key, saved.value_text(key), now.value_text(key)));
+    }
+  } catch (const std::exception& e) {
+    out.push_back(fmt::format("{} could not be read to compare ({})", saved_path, e.what()));
+  }
+  return out;
+}
 
 void to_json(json& j, const Progress& p) {
   j = {{"step", p.step},

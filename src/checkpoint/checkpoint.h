@@ -25,7 +25,7 @@ class Communicator;
 
 namespace recur::checkpoint {
 
-// Exit code of a run that saved a checkpoint because it was asked to stop (SIGTERM/SIGUSR1):
+// Exit code of a run that saved a checkpoint because it was asked to stop (SIGTERM/SIGUSR1/SIGINT):
 // "checkpointed — requeue me" (EX_TEMPFAIL).
 constexpr int kExitCheckpointed = 75;
 
@@ -125,8 +125,12 @@ std::vector<std::string> list_checkpoints(const std::string& run_dir);
 // Recomputes the checksums of a checkpoint; one line per problem, empty when valid.
 std::vector<std::string> verify_checkpoint(const std::string& dir);
 nlohmann::json read_meta(const std::string& dir);
+// "key: old -> new" for every key whose value differs between a run's saved config (RUN_DIR/config.yaml)
+// and `now`; empty when there is none yet. A saved config this Recur cannot read is one line saying so.
+std::vector<std::string> config_changes(const std::string& saved_path, const Config& now);
 
-// SIGTERM and SIGUSR1 set a flag that training checks at every step boundary.
+// SIGTERM, SIGUSR1 and SIGINT (Ctrl-C) set a flag that training checks at every step boundary; the
+// run saves a checkpoint and exits kExitCheckpointed. A second SIGINT kills the process at once.
 void install_stop_signals();
 bool stop_requested();
 

@@ -1,6 +1,7 @@
 // See args.h.
 #include "cli/args.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include <fmt/format.h>
@@ -8,6 +9,29 @@
 #include "core/error.h"
 
 namespace recur::cli {
+
+std::string closest(const std::string& word, const std::vector<std::string>& candidates) {
+  // Levenshtein distance, one row at a time.
+  auto distance = [](const std::string& a, const std::string& b) {
+    std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+    for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+    for (size_t i = 1; i <= a.size(); ++i) {
+      cur[0] = i;
+      for (size_t j = 1; j <= b.size(); ++j) {
+        cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      }
+      std::swap(prev, cur);
+    }
+    return prev[b.size()];
+  };
+  std::string best;
+  size_t best_d = std::string::npos;
+  for (const auto& c : candidates) {
+    size_t d = distance(word, c);
+    if (d < best_d) best_d = d, best = c;
+  }
+  return best_d <= std::max<size_t>(2, word.size() / 3) ? best : "";
+}
 
 Args::Args(std::string usage, std::string description) : usage_(std::move(usage)), description_(std::move(description)) {}
 
@@ -104,16 +128,12 @@ bool Args::parse(const std::vector<std::string>& argv) {
       }
       const Spec* s = find(name);
       if (!s || s->is_positional) {
-        std::string near;
-        size_t best = 99;
+        std::vector<std::string> names;
         for (const auto& c : specs_) {
-          if (c.is_positional) continue;
-          size_t common = 0;
-          while (common < c.name.size() && common < name.size() && c.name[common] == name[common]) ++common;
-          size_t d = std::max(c.name.size(), name.size()) - common;
-          if (d < best) best = d, near = c.name;
+          if (!c.is_positional) names.push_back(c.name);
         }
-        throw UsageError(fmt::format("unknown option --{}{}", name, best <= 3 ? " (did you mean --" + near + "?)" : ""));
+        const std::string near = closest(name, names);
+        throw UsageError(fmt::format("unknown option --{}{}", name, near.empty() ? "" : "; did you mean --" + near + "?"));
       }
       if (s->is_flag) {
         if (has_inline) throw UsageError("--" + name + " takes no value");
@@ -135,7 +155,10 @@ bool Args::parse(const std::vector<std::string>& argv) {
       if (taken == 0) throw UsageError("--" + name + " needs a value (" + s->metavar + ")");
       continue;
     }
-    if (next_positional >= positionals.size()) throw UsageError("unexpected argument '" + a + "'");
+    if (next_positional >= positionals.size()) {
+      const bool setting = a.find('=') != std::string::npos && find("set") != nullptr;
+      throw UsageError("unexpected argument '" + a + "'" + (setting ? "; use --set " + a : ""));
+    }
     values_[positionals[next_positional++]->name] = {a};
   }
   for (const auto& s : specs_) {

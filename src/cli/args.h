@@ -1,5 +1,5 @@
 // A small strict command-line parser: declared options only, typed accessors, generated --help.
-// Unknown options are UsageErrors that name the closest declared option.
+// Unknown options are UsageErrors that name the closest declared option; a stray KEY=VALUE is pointed at --set.
 #pragma once
 
 #include <map>
@@ -8,6 +8,10 @@
 #include <vector>
 
 namespace recur::cli {
+
+// The candidate nearest to `word` by edit distance, or "" when none is near enough to be a typo
+// (at most max(2, a third of the word's length) edits): "rundir" -> "run-dir", "trian" -> "train".
+std::string closest(const std::string& word, const std::vector<std::string>& candidates);
 
 class Args {
  public:

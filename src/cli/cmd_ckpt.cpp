@@ -29,7 +29,9 @@ int cmd_ckpt(const Argv& argv) {
     Args args("recur ckpt list RUN_DIR", "List a run's checkpoints: step, tokens, loss, size, and whether they verify.");
     args.positional("RUN_DIR", "run directory");
     if (!args.parse(rest)) return 0;
-    auto all = checkpoint::list_checkpoints(args.get("RUN_DIR"));
+    const std::string run_dir = args.get("RUN_DIR");
+    if (!is_directory(run_dir)) fail("{}: no such run directory", run_dir);
+    auto all = checkpoint::list_checkpoints(run_dir);
     if (all.empty()) std::printf("%s: no checkpoints\n", args.get("RUN_DIR").c_str());
     for (const auto& dir : all) {
       auto problems = checkpoint::verify_checkpoint(dir);
@@ -87,8 +89,9 @@ int cmd_ckpt(const Argv& argv) {
     return problems.empty() ? 0 : 1;
   }
   Args args("recur ckpt {list,verify,inspect} ...", "List, verify and inspect checkpoints (see docs/checkpoints.md).");
-  if (!args.parse(argv)) return 0;
-  throw UsageError("expected list, verify or inspect after `recur ckpt`");
+  const std::string near = sub.rfind("-", 0) == 0 ? "" : closest(sub, {"list", "verify", "inspect"});
+  if (near.empty() && !args.parse(argv)) return 0;
+  throw UsageError("expected list, verify or inspect after `recur ckpt`" + (near.empty() ? "" : "; did you mean " + near + "?"));
 }
 
 }  // namespace recur::cli

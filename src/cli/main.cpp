@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 #include <torch/version.h>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/version.h"
@@ -142,6 +143,10 @@ int main(int argc, char** argv) {
       exit_error(c.name, e.what());
     }
   }
-  std::fprintf(stderr, "recur: unknown command '%s' (see `recur --help`)\n", name.c_str());
+  std::vector<std::string> names;
+  for (const auto& c : kCommands) names.push_back(c.name);
+  const std::string near = recur::cli::closest(name, names);
+  std::fprintf(stderr, "recur: unknown command '%s'%s (see `recur --help`)\n", name.c_str(),
+               near.empty() ? "" : ("; did you mean " + near + "?").c_str());
   return 2;
 }

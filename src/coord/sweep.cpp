@@ -8,6 +8,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "data/manifest.h"
 
 namespace recur::coord {
 
@@ -16,7 +17,7 @@ using nlohmann::json;
 json SweepSpec::to_json() const {
   json t = json::array();
   for (const auto& tr : trials) t.push_back({{"point", tr.point}, {"seed", tr.seed}, {"overrides", tr.overrides}});
-  return {{"name", name}, {"base_yaml", base_yaml}, {"axes", axes}, {"metric", metric}, {"ranks", ranks},
+  return {{"name", name}, {"base_yaml", base_yaml}, {"axes", axes}, {"metric", metric}, {"direction", direction}, {"ranks", ranks},
           {"gpus", gpus}, {"retries", retries}, {"trials", t}};
 }
 
@@ -27,6 +28,7 @@ SweepSpec SweepSpec::from_json(const json& j) {
     s.base_yaml = j.at("base_yaml").get<std::string>();
     s.axes = j.at("axes").get<std::vector<std::string>>();
     s.metric = j.at("metric").get<std::string>();
+    s.direction = j.value("direction", default_direction(s.metric));  // absent in sweeps stored before it
     s.ranks = j.at("ranks").get<int64_t>();
     s.gpus = j.value("gpus", int64_t{0});
     s.retries = j.at("retries").get<int64_t>();
@@ -42,7 +44,31 @@ SweepSpec SweepSpec::from_json(const json& j) {
   }
   if (s.trials.empty()) fail("sweep: no trials");
   if (s.ranks < 1 || s.retries < 0) fail("sweep: ranks must be >= 1 and retries >= 0");
+  if (s.direction != "min" && s.direction != "max") fail("sweep: direction must be min or max, not '{}'", s.direction);
   return s;
+}
+
+std::string default_direction(const std::string& metric) {
+  const std::string tail = "accuracy";
+  const bool accuracy = metric.size() >= tail.size() && metric.compare(metric.size() - tail.size(), tail.size(), tail) == 0;
+  return accuracy ? "max" : "min";
+}
+
+std::set<std::string> metric_keys(const Config& trial) {
+  std::set<std::string> top = {"loss", "token_accuracy"};
+  const std::string manifest = trial.has("data.path") ? expand_user(trial.get_string("data.path")) + "/manifest.json" : "";
+  try {
+    const data::Manifest m = data::Manifest::from_json(json::parse(read_file(manifest)), manifest);
+    if (m.layout == data::Layout::kStream) top.insert(m.corpus == "wikitext103" ? "ppl" : "bpc");
+    else top.insert("sequence_accuracy");
+  } catch (const std::exception&) {
+    top.insert({"bpc", "ppl", "sequence_accuracy"});
+  }
+  std::set<std::string> keys = top;
+  for (const auto& split : trial.get_string_list("eval.extra_splits")) {
+    for (const auto& k : top) keys.insert("splits." + split + "." + k);
+  }
+  return keys;
 }
 
 namespace {
@@ -89,10 +115,13 @@ SweepSpec load_sweep_spec(const std::string& path) {
     fail("{}: not valid YAML: {}", path, e.what());
   }
   if (!root.IsMap()) fail("{}: a sweep spec is a mapping (name, base, axes, seeds, ...)", path);
-  static const std::set<std::string> known = {"name", "base", "set", "axes", "seeds", "resources", "retries", "metric"};
+  static const std::set<std::string> known = {"name", "base", "set", "axes", "seeds", "resources", "retries", "metric",
+                                               "direction"};
   for (const auto& kv : root) {
     std::string k = kv.first.Scalar();
-    if (!known.count(k)) fail("{}: unknown key '{}' (known: name, base, set, axes, seeds, resources, retries, metric)", path, k);
+    if (!known.count(k)) {
+      fail("{}: unknown key '{}' (known: name, base, set, axes, seeds, resources, retries, metric, direction)", path, k);
+    }
   }
   SweepSpec s;
   s.name = root["name"] ? scalar_text(root["name"], path + ": name") : path;
@@ -105,6 +134,8 @@ SweepSpec load_sweep_spec(const std::string& path) {
   Config base_config = Config::load(expand_user(base));
   s.base_yaml = base_config.to_yaml();
   if (root["metric"]) s.metric = scalar_text(root["metric"], path + ": metric");
+  s.direction = root["direction"] ? scalar_text(root["direction"], path + ": direction") : default_direction(s.metric);
+  if (s.direction != "min" && s.direction != "max") fail("{}: direction must be min or max, not '{}'", path, s.direction);
   if (root["retries"]) s.retries = std::stoll(scalar_text(root["retries"], path + ": retries"));
   if (root["resources"]) {
     const auto& r = root["resources"];
@@ -152,7 +183,7 @@ SweepSpec load_sweep_spec(const std::string& path) {
   }
   // The cartesian product, first axis slowest.
   std::vector<size_t> idx(axes.size(), 0);
-  std::set<std::string> used_vars;
+  std::set<std::string> used_vars, checked_metric;
   while (true) {
     json point = json::object();
     std::map<std::string, std::string> vars;
@@ -197,10 +228,20 @@ SweepSpec load_sweep_spec(const std::string& path) {
       for (const auto& [k, v] : fixed) t.overrides.push_back(k + "=" + substitute(v, vars, &used_vars));
       t.overrides.insert(t.overrides.end(), axis_sets.begin(), axis_sets.end());
       t.overrides.push_back("train.seed=" + std::to_string(seed));
+      Config trial;
       try {
-        Config::parse(s.base_yaml, s.name + " (base config)", t.overrides);
+        trial = Config::parse(s.base_yaml, s.name + " (base config)", t.overrides);
       } catch (const Error& e) {
         fail("{}: trial {} (seed {}) has an invalid config: {}", path, point.dump(), seed, e.what());
+      }
+      // Each dataset and set of extra splits once: the metric must be a key of every trial's eval.json.
+      if (checked_metric.insert(trial.value_text("data.path") + "|" + trial.value_text("eval.extra_splits")).second) {
+        const auto keys = metric_keys(trial);
+        if (!keys.count(s.metric)) {
+          std::string list;
+          for (const auto& k : keys) list += (list.empty() ? "" : ", ") + k;
+          fail("{}: metric '{}' is not in the eval.json of trial {} (it will have: {})", path, s.metric, point.dump(), list);
+        }
       }
       s.trials.push_back(std::move(t));
     }

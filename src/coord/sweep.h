@@ -5,10 +5,15 @@
 #pragma once
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+namespace recur {
+class Config;
+}
 
 namespace recur::coord {
 
@@ -23,6 +28,7 @@ struct SweepSpec {
   std::string base_yaml;               // the resolved base config
   std::vector<std::string> axes;       // axis keys in spec order
   std::string metric = "loss";         // a key of the trial's final evaluation (eval.json)
+  std::string direction = "min";       // min | max: which end of the metric is better
   int64_t ranks = 1, gpus = 0, retries = 2;
   std::vector<TrialSpec> trials;
   nlohmann::json to_json() const;
@@ -33,7 +39,17 @@ struct SweepSpec {
 // that are config keys become overrides; other axis keys (e.g. task.max_len) are variables for
 // "{key}" placeholders in the spec's `set` values. An axis value may be a mapping — settings that
 // change together, e.g. model: [{label: xl, type: xl, n_rsa_heads: 0}, {label: rsa_xl, type: rsa_xl}].
-// Every trial's config is checked.
+// Every trial's config is checked, and `metric` against the keys the trials' eval.json will have
+// (see metric_keys); `direction` defaults to default_direction(metric).
 SweepSpec load_sweep_spec(const std::string& path);
+
+// The metrics a trial of this config reports in eval.json: loss, token_accuracy, bpc (bytes, characters)
+// or ppl (word-level corpora), sequence_accuracy (example datasets), and each of them as
+// splits.NAME.KEY for eval.extra_splits. The dataset decides bpc, ppl and sequence_accuracy: when its
+// manifest cannot be read here (the data lives where the agents run, or data.path is unset), all of
+// them are allowed.
+std::set<std::string> metric_keys(const Config& trial);
+// max for accuracies, min for loss, bpc, ppl and anything else.
+std::string default_direction(const std::string& metric);
 
 }  // namespace recur::coord

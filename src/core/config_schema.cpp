@@ -111,7 +111,7 @@ const std::vector<KeySpec>& config_schema() {
       {"train.threads", ValueType::kInt, "0", "intra-op CPU threads (0 = LibTorch's default)", {}, 0, kMaxThreads},
       // --- checkpoint -------------------------------------------------------------------------
       {"checkpoint.every_steps", ValueType::kInt, "0", "save every N steps (0 = only at the end and on a stop signal)", {}, 0},
-      {"checkpoint.every_minutes", ValueType::kFloat, "0", "also save when this many minutes passed since the last save (0 = off)", {}, 0.0},
+      {"checkpoint.every_minutes", ValueType::kFloat, "30", "also save when this many minutes passed since the last save (0 = off)", {}, 0.0},
       {"checkpoint.keep_last", ValueType::kInt, "2", "checkpoints kept (milestones not counted)", {}, 2},
       {"checkpoint.async", ValueType::kBool, "false", "write checkpoints from a background thread after a host copy (at most one in flight)"},
       {"checkpoint.milestone_every", ValueType::kInt, "0", "checkpoints at multiples of this step are never deleted (0 = none)", {}, 0},

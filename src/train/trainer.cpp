@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <limits>
 #include <thread>
 
@@ -242,6 +243,17 @@ torch::Device resolve_device(const Config& c, const parallel::LaunchInfo& launch
   return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
 }
 
+namespace {
+// A failed `recur train` leaves no empty run directory behind: the directory this invocation created
+// goes again unless the run left something to keep (a checkpoint, a metrics record).
+void remove_failed_run_dir(const std::string& run_dir) {
+  const std::string metrics = run_dir + "/metrics.jsonl";
+  if (!checkpoint::list_checkpoints(run_dir).empty() || (path_exists(metrics) && !read_file(metrics).empty())) return;
+  std::error_code ignored;
+  std::filesystem::remove_all(run_dir, ignored);
+}
+}  // namespace
+
 nlohmann::json run_training(const Config& c, const std::string& run_dir, const std::string& resume) {
   parallel::LaunchInfo launch = parallel::detect_launch();
   const torch::Device device = resolve_device(c, launch);
@@ -250,13 +262,15 @@ nlohmann::json run_training(const Config& c, const std::string& run_dir, const s
   co.device_index = device.is_cuda() ? device.index() : -1;
   co.timeout_s = TrainOptions::from(c).collective_timeout_s;
   auto comm = parallel::make_communicator(c.get_string("train.backend"), launch, co);
-  if (comm->world_size() == 1) return train_on_rank(c, run_dir, resume, *comm, device);
-  // With several ranks an error on one must end them all, not leave the others waiting in a collective.
+  const bool new_run_dir = comm->rank() == 0 && !path_exists(run_dir);
   try {
     return train_on_rank(c, run_dir, resume, *comm, device);
   } catch (const checkpoint::Checkpointed&) {
     throw;  // every rank saved and agreed to stop
   } catch (const std::exception& e) {
+    if (new_run_dir) remove_failed_run_dir(run_dir);
+    if (comm->world_size() == 1) throw;
+    // With several ranks an error on one must end them all, not leave the others waiting in a collective.
     std::fprintf(stderr, "recur train: rank %d of %d: error: %s\n", comm->rank(), comm->world_size(), e.what());
     std::fflush(stderr);
     comm->abort(1);
@@ -287,7 +301,6 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const 
   auto model = model::make_model(c, vocab);
   model->to(device);
   auto host = comm.host_duplicate();
-  if (lead) c.save(run_dir + "/config.yaml");
   std::unique_ptr<parallel::Reducer> reducer;
   if (world > 1) {
     parallel::check_same_model(*model, *host);
@@ -314,6 +327,13 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const 
     progress = ckpt.load(from, *model, *opt, source.ordered() ? &state : nullptr, first_row, local_rows);
     for (auto& [k, v] : state.tensors) v = v.to(device);
     if (lead) spdlog::info("resuming from {} (step {})", from, progress.step);
+  }
+  // RUN_DIR/config.yaml is replaced only now, the resume accepted: a refused one leaves the run as it was.
+  if (lead) {
+    for (const auto& change : checkpoint::config_changes(run_dir + "/config.yaml", c)) {
+      spdlog::info("config changed since the run's config.yaml: {}", change);
+    }
+    c.save(run_dir + "/config.yaml");
   }
   const int64_t start_step = progress.step, steps = o.steps;
   source.start(start_step);

@@ -369,6 +369,65 @@ TEST_F(Resume, StopSignalCheckpointsAndExits75) {
   }
 }
 
+// Ctrl-C saves like SIGTERM: exit 75 with a checkpoint, and the run continued from it ends bitwise
+// where an uninterrupted run of as many steps does.
+TEST_F(Resume, InterruptCheckpointsAndResumesBitExact) {
+  const std::string dir = g_root + "/sigint", full = g_root + "/sigint-full";
+  const std::string every = "--set checkpoint.every_steps=1000";
+  pid_t pid = fork();
+  if (pid == 0) {
+    std::string cmd = train_cmd(1, "xl", dir, 4000, every) + " >> " + g_root + "/log.txt 2>&1";
+    execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  for (int i = 0; i < 300 && !path_exists(dir + "/metrics.jsonl"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  kill(pid, SIGINT);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), checkpoint::kExitCheckpointed);
+  auto saved = checkpoint::list_checkpoints(dir);
+  ASSERT_FALSE(saved.empty());
+  const int at = static_cast<int>(checkpoint::read_meta(saved.back())["step"].get<int64_t>());
+  ASSERT_GT(at, 0);
+  ASSERT_EQ(run(train_cmd(1, "xl", dir, at + 4, every)), 0);
+  ASSERT_EQ(run(train_cmd(1, "xl", full, at + 4, every)), 0);
+  expect_same_parameters(full, dir, 0.0);
+  EXPECT_EQ(losses(full), losses(dir));
+}
+
+// A resume refused (here for a changed model.n_layer) leaves RUN_DIR/config.yaml byte-identical, so
+// `recur eval` still works; an accepted one with changed keys names them and then rewrites it.
+TEST_F(Resume, RefusedResumeLeavesConfigAndAcceptedOneNamesChanges) {
+  const std::string dir = g_root + "/refused", log = g_root + "/refused.log";
+  ASSERT_EQ(run(train_cmd(1, "transformer", dir, 4, "")), 0);
+  const std::string before = read_file(dir + "/config.yaml");
+  EXPECT_EQ(run(train_cmd(1, "transformer", dir, 8, "--set model.n_layer=3")), 1);
+  EXPECT_EQ(read_file(dir + "/config.yaml"), before);
+  EXPECT_EQ(run(std::string(RECUR_BINARY) + " eval --run-dir " + dir), 0);
+
+  const std::string cmd = train_cmd(1, "transformer", dir, 8, "--set train.lr=1e-4");
+  ASSERT_EQ(std::system((cmd + " > " + log + " 2>&1").c_str()), 0);
+  const std::string out = read_file(log);
+  EXPECT_THAT(out, HasSubstr("config changed since the run's config.yaml: train.lr: "));
+  EXPECT_THAT(out, HasSubstr("config changed since the run's config.yaml: train.steps: 4 -> 8"));
+  EXPECT_THAT(out, Not(HasSubstr("model.n_layer")));
+  EXPECT_EQ(Config::load(dir + "/config.yaml").get_float("train.lr"), 1e-4);
+}
+
+// A failed `recur train` into a directory it created removes it again; a directory that existed
+// before, or holds a previous run's checkpoints, is left alone.
+TEST_F(Resume, FailedTrainLeavesNoEmptyRunDirectory) {
+  const std::string fresh = g_root + "/failed/new", kept = g_root + "/failed-kept";
+  EXPECT_EQ(run(train_cmd(1, "transformer", fresh, 4, "--set eval.extra_splits=[nosuch]")), 1);
+  EXPECT_FALSE(path_exists(fresh));
+  EXPECT_TRUE(path_exists(g_root + "/failed"));  // only the run directory itself goes
+  make_dirs(kept);
+  EXPECT_EQ(run(train_cmd(1, "transformer", kept, 4, "--set eval.extra_splits=[nosuch]")), 1);
+  EXPECT_TRUE(path_exists(kept));
+}
+
 TEST_F(Resume, EveryFlippedByteIsDetectedAndAutoFallsBack) {
   const std::string dir = g_root + "/flip";
   ASSERT_EQ(run(train_cmd(1, "xl", dir, 8, "--set model.d_model=8 --set model.d_inner=8 --set model.n_head=2")), 0);

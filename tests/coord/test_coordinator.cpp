@@ -23,6 +23,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/process.h"
+#include "data/corpora.h"
 
 namespace recur::coord {
 namespace {
@@ -282,6 +283,53 @@ namespace recur::coord {
 namespace {
 
 // Every shipped sweep spec expands and every trial's config passes the checks.
+// The metric must be a key of the trials' eval.json: bpc for a byte corpus, sequence_accuracy for an
+// example dataset, splits.NAME.* for eval.extra_splits; anything goes among them when the dataset is
+// not readable at submit. direction defaults to min for losses, max for accuracies.
+TEST(SweepSpec, MetricIsAKeyOfEvalJsonWithADirection) {
+  std::string dir = "/tmp/recur-test-metric-" + std::to_string(::getpid());
+  make_dirs(dir);
+  write_file_atomic(dir + "/corpus.txt", std::string(20000, 'a'));
+  data::ShardOptions o;
+  o.corpus = "bytes";
+  o.inputs = {dir + "/corpus.txt"};
+  o.out_dir = dir + "/bytes";
+  o.progress = false;
+  data::shard_corpus(o);
+  ASSERT_EQ(std::system((std::string(RECUR_BINARY) + " gen copy --max-len 16 --out " + dir +
+                         "/copy --train 20 --valid 5 --test 5 > /dev/null 2>&1").c_str()), 0);
+  auto spec = [&](const std::string& data, const std::string& rest) {
+    write_file_atomic(dir + "/spec.yaml", "base: base.yaml\nset:\n  data.path: " + data + "\n" + rest);
+    return load_sweep_spec(dir + "/spec.yaml");
+  };
+  auto refused = [&](const std::string& data, const std::string& rest, const std::string& want) {
+    EXPECT_THAT([&] { spec(data, rest); }, ::testing::ThrowsMessage<Error>(HasSubstr(want))) << rest;
+  };
+  write_file_atomic(dir + "/base.yaml", "model:\n  type: transformer\n");
+  EXPECT_EQ(spec(dir + "/bytes", "metric: bpc\n").direction, "min");
+  EXPECT_EQ(spec(dir + "/bytes", "").metric, "loss");
+  refused(dir + "/bytes", "metric: ppl\n", "metric 'ppl' is not in the eval.json");
+  refused(dir + "/bytes", "metric: bcp\n", "it will have: bpc, loss, token_accuracy");
+  refused(dir + "/bytes", "metric: sequence_accuracy\n", "sequence_accuracy");
+  EXPECT_EQ(spec(dir + "/copy", "metric: sequence_accuracy\n").direction, "max");
+  EXPECT_EQ(spec(dir + "/copy", "metric: token_accuracy\ndirection: min\n").direction, "min");
+  refused(dir + "/copy", "metric: bpc\n", "metric 'bpc'");
+  refused(dir + "/copy", "metric: loss\ndirection: up\n", "direction must be min or max");
+  // extra splits
+  write_file_atomic(dir + "/spec.yaml", "base: base.yaml\nset:\n  data.path: " + dir + "/copy\n  eval.extra_splits: '[test]'\n"
+                                        "metric: splits.test.sequence_accuracy\n");
+  EXPECT_EQ(load_sweep_spec(dir + "/spec.yaml").direction, "max");
+  refused(dir + "/copy", "metric: splits.tset.sequence_accuracy\n", "splits.tset");
+  // data where the agents run: permissive among the keys any dataset gives, still strict for typos
+  EXPECT_EQ(spec("/nowhere/data", "metric: ppl\n").metric, "ppl");
+  refused("/nowhere/data", "metric: accuracy\n", "metric 'accuracy'");
+  // stored before direction existed: derived from the metric
+  json j = spec("/nowhere/data", "metric: token_accuracy\n").to_json();
+  j.erase("direction");
+  EXPECT_EQ(SweepSpec::from_json(j).direction, "max");
+  remove_tree(dir);
+}
+
 TEST(SweepSpec, EveryShippedSpecExpands) {
   for (const std::string name : {"tiny-2x2", "tiny-copy-length", "model-scaling-gcide", "data-scaling-gcide", "copy-length"}) {
     SCOPED_TRACE(name);
