@@ -131,6 +131,8 @@ const std::vector<KeySpec>& config_schema() {
        "+ train.tgt_len - eval.train_tgt_len; others: as the final evaluation)", {}, -1, kMaxLength},
       {"eval.train_same_length", ValueType::kBool, "false", "evaluation during training: same_length (the reference's loop: off)"},
       {"eval.max_tokens", ValueType::kInt, "0", "evaluate at most this many tokens per stream set (0 = the whole split)", {}, 0},
+      // --- log --------------------------------------------------------------------------------
+      {"log.tensorboard", ValueType::kBool, "false", "also write metrics.jsonl's values as TensorBoard event files in RUN/tb/"},
   };
   return schema;
 }

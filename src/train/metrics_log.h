@@ -1,5 +1,6 @@
 // RUN_DIR/metrics.jsonl and the progress line on stderr, written by rank 0: one record per logging
-// window (mean loss, bpc or ppl, lr, tokens/s, elapsed) and one per evaluation.
+// window (mean loss, bpc or ppl, lr, tokens/s, elapsed, and the caller's extras: gradient norm, RSA
+// gates) and one per evaluation; with log.tensorboard the same values as scalars in RUN/tb/.
 // Invariant: a resumed run's log reads exactly like an uninterrupted run's (records after the resumed
 // checkpoint's step are dropped; the open window is restored from the checkpoint).
 #pragma once
@@ -7,11 +8,13 @@
 #include <chrono>
 #include <cstdint>
 #include <fstream>
+#include <memory>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
 #include "train/task.h"
+#include "train/tensorboard.h"
 
 namespace recur::train {
 
@@ -24,10 +27,13 @@ struct LogWindow {
 class MetricsLog {
  public:
   // `enabled`: this rank writes (rank 0). `resumed_step` > 0 truncates the log to that step first.
-  MetricsLog(const std::string& run_dir, bool enabled, Task task, bool word_level, int64_t total_steps, int64_t resumed_step);
+  // `tensorboard`: also write RUN/tb/ event files (a new file per session).
+  MetricsLog(const std::string& run_dir, bool enabled, Task task, bool word_level, int64_t total_steps, int64_t resumed_step,
+             bool tensorboard = false);
 
-  // Writes the window's record and progress line after `step` steps, then resets the window.
-  void log(int64_t step, double lr, LogWindow* window);
+  // Writes the window's record (with the fields of `extra` added) and progress line after `step`
+  // steps, then resets the window.
+  void log(int64_t step, double lr, LogWindow* window, const nlohmann::json& extra = nlohmann::json::object());
   void eval(int64_t step, const nlohmann::json& result);
   double elapsed_s() const;
 
@@ -37,6 +43,7 @@ class MetricsLog {
   bool word_;
   int64_t total_, start_step_;
   std::ofstream out_;
+  std::unique_ptr<TensorBoardWriter> tb_;
   std::chrono::steady_clock::time_point start_, window_start_;
 };
 

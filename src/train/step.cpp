@@ -40,16 +40,22 @@ class Autocast {
 
 }  // namespace
 
-torch::Tensor clip_grad_norm_async(const std::vector<torch::Tensor>& params, double max_norm) {
-  std::vector<torch::Tensor> grads, norms;
+torch::Tensor grad_norm_async(const std::vector<torch::Tensor>& params) {
+  std::vector<torch::Tensor> norms;
   for (const auto& p : params) {
-    if (p.grad().defined()) grads.push_back(p.grad());
+    if (p.grad().defined()) norms.push_back(p.grad().data().norm(2.0));
   }
-  if (grads.empty()) return torch::Tensor();
-  for (const auto& g : grads) norms.push_back(g.data().norm(2.0));
-  auto total = norms.size() == 1 ? norms[0] : torch::stack(norms).norm(2.0);
+  if (norms.empty()) return torch::Tensor();
+  return norms.size() == 1 ? norms[0] : torch::stack(norms).norm(2.0);
+}
+
+torch::Tensor clip_grad_norm_async(const std::vector<torch::Tensor>& params, double max_norm) {
+  auto total = grad_norm_async(params);
+  if (!total.defined()) return total;
   auto coef = torch::clamp(max_norm / (total + 1e-6), c10::nullopt, 1.0);
-  for (auto& g : grads) g.data().mul_(coef);
+  for (const auto& p : params) {
+    if (p.grad().defined()) p.grad().data().mul_(coef);
+  }
   return total;
 }
 
@@ -93,12 +99,18 @@ torch::Tensor Step::forward_backward(const Batch& all, model::State* state) {
   return step_loss;
 }
 
-void Step::update(double lr) {
+torch::Tensor Step::update(double lr, bool want_norm) {
   // 5. clip, schedule, update
-  if (options_.clip > 0) clip_grad_norm_async(params_, options_.clip);
+  torch::Tensor norm;
+  if (options_.clip > 0) {
+    norm = clip_grad_norm_async(params_, options_.clip);
+  } else if (want_norm) {
+    norm = grad_norm_async(params_);
+  }
   set_learning_rate(optimizer_, lr);
   optimizer_.step();
   optimizer_.zero_grad();
+  return norm;
 }
 
 void Step::skip() { optimizer_.zero_grad(); }

@@ -42,8 +42,9 @@ class Step {
   // the state after the segment). Returns the mean loss over the micro-batches as a 0-dim fp64 tensor
   // on the device; gradients are left in the parameters (reduced over ranks when a reducer is set).
   torch::Tensor forward_backward(const Batch& batch, model::State* state);
-  // Phase 5: clip, learning rate, update, zero the gradients.
-  void update(double lr);
+  // Phase 5: clip, learning rate, update, zero the gradients. Returns the global gradient norm before
+  // clipping as a device tensor when clipping (train.clip > 0) or when `want_norm`, else undefined.
+  torch::Tensor update(double lr, bool want_norm = false);
   // Drops the gradients of a step that is not applied (train.nan_policy = skip).
   void skip();
 
@@ -56,6 +57,10 @@ class Step {
   StepOptions options_;
   std::vector<torch::Tensor> params_;
 };
+
+// The global 2-norm of the parameters' gradients (a 0-dim tensor on their device; undefined when no
+// parameter has a gradient), not read back to the host.
+torch::Tensor grad_norm_async(const std::vector<torch::Tensor>& params);
 
 // Scales the gradients so that their global 2-norm is at most max_norm, as torch::nn::utils::
 // clip_grad_norm_ does, without reading the norm back to the host. Returns the norm before clipping
