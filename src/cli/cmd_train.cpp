@@ -22,8 +22,9 @@ int cmd_train(const Argv& argv) {
               "auto: continue from the newest checkpoint in RUN_DIR whose checksums verify (falling back past "
               "damaged ones); never: start over; PATH: that checkpoint",
               "auto")
-      .epilog("Exit codes: 0 done; 1 error; 2 bad command line; 75 stopped by SIGTERM/SIGUSR1 after saving a\n"
-              "checkpoint (\"checkpointed, requeue me\"): run the same command again to continue.");
+      .epilog("Exit codes: 0 done; 1 error; 2 bad command line; 75 stopped by SIGTERM/SIGUSR1/SIGINT (Ctrl-C) after\n"
+              "saving a checkpoint (\"checkpointed, requeue me\"): run the same command again to continue. A second\n"
+              "Ctrl-C during that save ends the run at once.");
   if (!args.parse(argv)) return 0;
   Config config = Config::load(args.get("config"), args.get_list("set"));
   try {

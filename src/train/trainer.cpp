@@ -337,7 +337,7 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const 
   }
   const int64_t start_step = progress.step, steps = o.steps;
   source.start(start_step);
-  MetricsLog log(run_dir, lead, task, word_level(ds), steps, start_step, c.get_bool("log.tensorboard"));
+  MetricsLog log(run_dir, lead, task, word_level(ds), steps, start_step);
   if (lead) {
     spdlog::info("training {} ({} parameters) on {} ({} train tokens), {} steps of batch {} on {} rank(s) ({}, {}), {} order",
                  model->type(), model::count_parameters(*model), ds.dir(), td.train_tokens, steps, o.batch_size, world,
@@ -378,7 +378,7 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const 
     progress.tokens += static_cast<int64_t>(positions);
     // 4b. forward + backward (+ reduce), carrying the state
     torch::Tensor loss = step_fn.forward_backward(all, &state);
-    // 4c. agree: whether any rank was asked to stop (SIGTERM/SIGUSR1) and whether a checkpoint is due
+    // 4c. agree: whether any rank was asked to stop (SIGTERM/SIGUSR1/SIGINT) and whether a checkpoint is due
     // (checkpoint.every_minutes is judged by each rank's clock); read the losses where needed
     ckpt.poll();  // a background save that failed ends the run here
     bool stop = checkpoint::stop_requested();
@@ -404,15 +404,9 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const 
     }
     // 4d. clip, schedule, update
     const double lr = learning_rate(c, step, source.steps_per_epoch());
-    const torch::Tensor grad_norm = step_fn.update(lr, /*want_norm=*/log_point && lead);
-    // 4e. log: rank 0 reads the pre-clip gradient norm and the RSA gates at log steps only
-    if (log_point) {
-      nlohmann::json extra = nlohmann::json::object();
-      if (lead && grad_norm.defined()) extra["grad_norm"] = grad_norm.item<double>();
-      const auto gates = lead ? model->rsa_gates() : std::vector<double>();
-      if (!gates.empty()) extra["rsa_gates"] = gates;
-      log.log(step + 1, lr, &window, extra);
-    }
+    step_fn.update(lr);
+    // 4e. log
+    if (log_point) log.log(step + 1, lr, &window);
     // 4f. checkpoint (on schedule, at the end, or when asked to stop)
     if (stop) {
       save(step + 1, losses.last(), /*wait=*/true);
