@@ -337,7 +337,7 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const 
   }
   const int64_t start_step = progress.step, steps = o.steps;
   source.start(start_step);
-  MetricsLog log(run_dir, lead, task, word_level(ds), steps, start_step);
+  MetricsLog log(run_dir, lead, task, word_level(ds), steps, start_step, c.get_bool("log.tensorboard"));
   if (lead) {
     spdlog::info("training {} ({} parameters) on {} ({} train tokens), {} steps of batch {} on {} rank(s) ({}, {}), {} order",
                  model->type(), model::count_parameters(*model), ds.dir(), td.train_tokens, steps, o.batch_size, world,
@@ -404,9 +404,15 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const 
     }
     // 4d. clip, schedule, update
     const double lr = learning_rate(c, step, source.steps_per_epoch());
-    step_fn.update(lr);
-    // 4e. log
-    if (log_point) log.log(step + 1, lr, &window);
+    const torch::Tensor grad_norm = step_fn.update(lr, /*want_norm=*/log_point && lead);
+    // 4e. log: rank 0 reads the pre-clip gradient norm and the RSA gates at log steps only
+    if (log_point) {
+      nlohmann::json extra = nlohmann::json::object();
+      if (lead && grad_norm.defined()) extra["grad_norm"] = grad_norm.item<double>();
+      const auto gates = lead ? model->rsa_gates() : std::vector<double>();
+      if (!gates.empty()) extra["rsa_gates"] = gates;
+      log.log(step + 1, lr, &window, extra);
+    }
     // 4f. checkpoint (on schedule, at the end, or when asked to stop)
     if (stop) {
       save(step + 1, losses.last(), /*wait=*/true);
