@@ -37,7 +37,7 @@ nlohmann::json evaluate(model::LanguageModel& model, const data::Dataset& datase
 // Trains per the config, writing RUN_DIR/{config.yaml, metrics.jsonl, model.pt, eval.json} and
 // checkpoints under RUN_DIR/checkpoints. `resume`: auto (newest valid checkpoint, if any), never, or a
 // checkpoint directory. Returns the final evaluation (rank 0; null elsewhere). Throws
-// checkpoint::Checkpointed after a save triggered by SIGTERM/SIGUSR1.
+// checkpoint::Checkpointed after a save triggered by SIGTERM, SIGUSR1 or SIGINT.
 nlohmann::json run_training(const Config& config, const std::string& run_dir, const std::string& resume = "auto");
 
 // train.device for this rank: auto (its local rank's GPU when CUDA is available, else the CPU), cpu,
