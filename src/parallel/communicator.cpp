@@ -43,11 +43,13 @@ std::unique_ptr<Communicator> make_communicator(const std::string& backend, cons
     return make_single_communicator(o.timeout_s);
   }
   if (backend == "mpi") return make_mpi_communicator(launch, o.timeout_s);
+  if (backend == "store") return make_store_communicator(launch, o.timeout_s);
   if (backend == "nccl") return make_nccl_communicator(launch, o);
-  if (backend != "auto") fail("unknown communication backend '{}' (auto, mpi, nccl, single)", backend);
+  if (backend != "auto") fail("unknown communication backend '{}' (auto, mpi, store, nccl, single)", backend);
   // A world of one needs no MPI runtime, on a GPU either.
   if (launch.world_size <= 1) return make_single_communicator(o.timeout_s);
   if (o.cuda && nccl_available()) return make_nccl_communicator(launch, o);
+  if (launch.launcher == "torchrun") return make_store_communicator(launch, o.timeout_s);
   return make_mpi_communicator(launch, o.timeout_s);
 }
 

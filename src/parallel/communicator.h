@@ -1,5 +1,6 @@
 // Collective communication between the ranks of a job: all-reduce, broadcast, barrier, all-gather.
-// Implementations: single process, MPI (CPU tensors), NCCL (CUDA tensors, bootstrapped over MPI).
+// Implementations: single process, MPI (CPU tensors), store (CPU tensors through torchrun's TCPStore,
+// no MPI), NCCL (CUDA tensors, bootstrapped over MPI, or over torchrun's store in a torchrun world).
 // Invariant: every rank calls the same collectives in the same order; errors name the rank.
 #pragma once
 
@@ -45,7 +46,8 @@ class Communicator {
 };
 
 // backend: "auto" (a world of one: single; several ranks: NCCL for CUDA devices when compiled in,
-// else MPI), "mpi", "nccl" or "single". MPI is initialised here when a multi-rank backend is chosen.
+// else MPI, or the store when torchrun started the ranks), "mpi", "store", "nccl" or "single". MPI is
+// initialised here when an MPI-based backend is chosen, never in a torchrun world.
 std::unique_ptr<Communicator> make_communicator(const std::string& backend, const LaunchInfo& launch,
                                                 const CommunicatorOptions& o);
 // Default options but for `cuda`; goes once its callers pass CommunicatorOptions.
@@ -55,6 +57,13 @@ std::unique_ptr<Communicator> make_single_communicator(double timeout_s = Commun
 std::unique_ptr<Communicator> make_mpi_communicator(const LaunchInfo& launch, double timeout_s);
 // An MPI communicator on a duplicate of MPI_COMM_WORLD (host-side companion of the NCCL communicator).
 std::unique_ptr<Communicator> make_mpi_duplicate_of_world(const LaunchInfo& launch, double timeout_s);
+// Collectives through torchrun's rendezvous store (c10d TCPStore at MASTER_ADDR:MASTER_PORT): every
+// byte passes through the store's server, so fit for host control traffic and small CPU models.
+// Needs a torchrun world: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT.
+std::unique_ptr<Communicator> make_store_communicator(const LaunchInfo& launch, double timeout_s);
+// In a torchrun world: rank 0's `bytes` under `key` in the rendezvous store, read by every rank
+// (the others wait for it with the deadline).
+std::string store_broadcast(const LaunchInfo& launch, const std::string& key, const std::string& bytes, double timeout_s);
 // Throws when this build has no NCCL.
 std::unique_ptr<Communicator> make_nccl_communicator(const LaunchInfo& launch, const CommunicatorOptions& o);
 bool nccl_available();

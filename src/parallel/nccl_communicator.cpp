@@ -1,6 +1,6 @@
 // NCCL communicator for CUDA tensors: one rank per GPU (the rank's local rank unless a device is given),
-// the NCCL unique id broadcast over MPI from rank 0, collectives on the current CUDA stream. Compiled
-// only with NCCL. Init and every collective are waited for with the deadline; missing it ends the job.
+// the NCCL unique id broadcast from rank 0 over MPI (or torchrun's store: no MPI in a torchrun world),
+// collectives on the current CUDA stream. Compiled only with NCCL. Init and every collective are waited for with the deadline; missing it ends the job.
 #include <torch/torch.h>
 
 #include "core/error.h"
@@ -13,6 +13,7 @@
 #include <nccl.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "parallel/mpi_check.h"
@@ -64,9 +65,14 @@ class NcclCommunicator : public Communicator {
       timeout_s_ = std::atof(env);
       timeout_key_ = kTimeoutEnv;
     }
-    ensure_mpi_initialized();
-    RECUR_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank_), rank_);
-    RECUR_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &world_), rank_);
+    if (torchrun_) {
+      rank_ = launch.rank;
+      world_ = launch.world_size;
+    } else {
+      ensure_mpi_initialized();
+      RECUR_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank_), rank_);
+      RECUR_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &world_), rank_);
+    }
     int devices = 0;
     RECUR_CUDA_CHECK(cudaGetDeviceCount(&devices), rank_);
     device_ = o.device_index >= 0 ? o.device_index : launch.local_rank;
@@ -77,9 +83,16 @@ class NcclCommunicator : public Communicator {
     RECUR_CUDA_CHECK(cudaSetDevice(device_), rank_);
     ncclUniqueId id;
     if (rank_ == 0) RECUR_NCCL_CHECK(ncclGetUniqueId(&id), rank_);
-    MPI_Request request;
-    RECUR_MPI_CHECK(MPI_Ibcast(&id, sizeof(id), MPI_BYTE, 0, MPI_COMM_WORLD, &request), rank_);
-    mpi_wait(request, rank_, world_, "MPI broadcast of the NCCL id", host_timeout_s_);
+    if (torchrun_) {
+      const std::string bytes = store_broadcast(launch, "recur/nccl_id",
+                                                std::string(reinterpret_cast<const char*>(&id), sizeof(id)), host_timeout_s_);
+      if (bytes.size() != sizeof(id)) fail("rank {}: the NCCL id in torchrun's store has {} bytes, not {}", rank_, bytes.size(), sizeof(id));
+      std::memcpy(&id, bytes.data(), sizeof(id));
+    } else {
+      MPI_Request request;
+      RECUR_MPI_CHECK(MPI_Ibcast(&id, sizeof(id), MPI_BYTE, 0, MPI_COMM_WORLD, &request), rank_);
+      mpi_wait(request, rank_, world_, "MPI broadcast of the NCCL id", host_timeout_s_);
+    }
     init_nccl(id);
   }
   ~NcclCommunicator() override {
@@ -131,11 +144,13 @@ class NcclCommunicator : public Communicator {
                                      stream()));
     return out;
   }
-  std::unique_ptr<Communicator> host_duplicate() override { return make_mpi_duplicate_of_world(launch_, host_timeout_s_); }
+  std::unique_ptr<Communicator> host_duplicate() override {
+    return torchrun_ ? make_store_communicator(launch_, host_timeout_s_) : make_mpi_duplicate_of_world(launch_, host_timeout_s_);
+  }
   [[noreturn]] void abort(int code) override {
     if (comm_) ncclCommAbort(comm_);
     comm_ = nullptr;
-    MPI_Abort(MPI_COMM_WORLD, code);
+    if (!torchrun_) MPI_Abort(MPI_COMM_WORLD, code);
     std::_Exit(code);
   }
 
@@ -195,6 +210,7 @@ class NcclCommunicator : public Communicator {
     }
   }
   LaunchInfo launch_;
+  bool torchrun_ = launch_.launcher == "torchrun";  // no MPI world: the store and Gloo instead
   double host_timeout_s_;  // the MPI companions' (train.collective_timeout_s; not the NCCL override)
   double timeout_s_;
   const char* timeout_key_ = "train.collective_timeout_s";
