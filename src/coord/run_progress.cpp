@@ -3,11 +3,10 @@
 
 #include <unistd.h>
 
-#include <fstream>
-
 #include "core/config.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/metrics_file.h"
 
 namespace recur::coord {
 
@@ -22,14 +21,10 @@ std::string self_executable() {
 
 json run_progress(const std::string& run_dir) {
   json p = json::object();
-  std::ifstream in(run_dir + "/metrics.jsonl");
-  std::string line, last;
-  while (std::getline(in, line)) {
-    if (line.find("\"eval\"") == std::string::npos && line.find("\"loss\"") != std::string::npos) last = line;
-  }
+  const MetricsFile metrics = read_metrics(run_dir);
   try {
-    if (!last.empty()) {
-      json r = json::parse(last);
+    if (!metrics.train.empty()) {
+      const json& r = metrics.train.back();
       p["step"] = r.value("step", int64_t{0});
       p["loss"] = r.value("loss", 0.0);
       p["elapsed_s"] = r.value("elapsed_s", 0.0);
@@ -43,7 +38,7 @@ json run_progress(const std::string& run_dir) {
       }
     }
   } catch (const std::exception&) {
-    // a half-written line: report what we have
+    // a config.yaml being replaced, or a field of an unexpected type: report what we have
   }
   return p;
 }

@@ -19,6 +19,7 @@
 #include "checkpoint/checkpoint.h"
 #include "core/config.h"
 #include "core/fs.h"
+#include "core/metrics_file.h"
 #include "core/hash.h"
 #include "data/corpora.h"
 #include "data/h5.h"
@@ -61,8 +62,7 @@ void expect_same_parameters(const std::string& a, const std::string& b, double t
 
 std::vector<double> losses(const std::string& run_dir) {
   std::vector<double> out;
-  std::ifstream in(run_dir + "/metrics.jsonl");
-  for (std::string line; std::getline(in, line);) out.push_back(nlohmann::json::parse(line)["loss"].get<double>());
+  for (const auto& r : read_metrics(run_dir).train) out.push_back(r["loss"].get<double>());
   return out;
 }
 

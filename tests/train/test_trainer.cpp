@@ -6,11 +6,11 @@
 #include <unistd.h>
 
 #include <cmath>
-#include <fstream>
 
 #include "core/config.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/metrics_file.h"
 #include "data/corpora.h"
 #include "data/dataset.h"
 #include "data/gen.h"
@@ -53,14 +53,7 @@ class TrainerTest : public ::testing::Test {
     sets.push_back("data.path=" + root_ + "/data");
     return Config::load(std::string(RECUR_SOURCE_DIR) + "/configs/tiny/" + tiny + ".yaml", sets);
   }
-  static double last_loss(const std::string& run) {
-    std::ifstream in(run + "/metrics.jsonl");
-    std::string line, last;
-    while (std::getline(in, line)) {
-      if (line.find("\"loss\"") != std::string::npos && line.find("\"eval\"") == std::string::npos) last = line;
-    }
-    return nlohmann::json::parse(last)["loss"].get<double>();
-  }
+  static double last_loss(const std::string& run) { return read_metrics(run).train.back()["loss"].get<double>(); }
   static std::string root_;
 };
 std::string TrainerTest::root_;
@@ -114,10 +107,9 @@ TEST_F(TrainerTest, EveryTinyConfigTrains) {
     std::string run = root_ + "/run-" + type;
     auto result = run_training(config(type, {"train.steps=5"}), run);
     EXPECT_TRUE(std::isfinite(result["loss"].get<double>())) << type;
-    std::ifstream in(run + "/metrics.jsonl");
-    int lines = 0;
-    for (std::string line; std::getline(in, line);) ++lines;
-    EXPECT_EQ(lines, 5) << type;  // log_every = 1
+    const MetricsFile metrics = read_metrics(run);
+    EXPECT_EQ(metrics.train.size(), 5u) << type;  // log_every = 1
+    EXPECT_TRUE(metrics.evals.empty()) << type;
   }
 }
 
