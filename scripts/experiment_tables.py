@@ -41,8 +41,17 @@ def training_log(trial):
     path = os.path.join(run_dir or "", "metrics.jsonl")
     if not run_dir or not os.path.exists(path):
         return []
-    rows = [json.loads(line) for line in open(path)]
-    return [(r["step"], r["loss"]) for r in rows if "loss" in r and "eval" not in r]
+    # The records of docs/training.md, read by the same rules as the C++ reader (src/core/metrics_file.h):
+    # a torn or unparsable line (a run still appending) is skipped, never fatal.
+    rows = []
+    for line in open(path, errors="replace"):
+        try:
+            r = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(r, dict):
+            rows.append(r)
+    return [(r["step"], r["loss"]) for r in rows if "loss" in r and "eval" not in r and "step" in r]
 
 
 def copy_task(s):
