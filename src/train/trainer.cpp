@@ -11,7 +11,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <limits>
 #include <thread>
 
@@ -249,8 +248,7 @@ namespace {
 void remove_failed_run_dir(const std::string& run_dir) {
   const std::string metrics = run_dir + "/metrics.jsonl";
   if (!checkpoint::list_checkpoints(run_dir).empty() || (path_exists(metrics) && !read_file(metrics).empty())) return;
-  std::error_code ignored;
-  std::filesystem::remove_all(run_dir, ignored);
+  remove_tree(run_dir);  // core/fs.h: never std::filesystem in a binary that links LibTorch (architecture.md)
 }
 }  // namespace
 
