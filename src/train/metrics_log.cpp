@@ -56,7 +56,8 @@ MetricsLog::MetricsLog(const std::string& run_dir, bool enabled, Task task, bool
   start_ = window_start_ = std::chrono::steady_clock::now();
   if (!enabled_) return;
   const std::string path = run_dir + "/metrics.jsonl";
-  if (resumed_step > 0) truncate_metrics(path, resumed_step);
+  // A run restarted from step 0 (killed before its first checkpoint) drops the killed attempt's records too.
+  truncate_metrics(path, resumed_step);
   out_.open(path, std::ios::app);
   if (!out_) fail("cannot write {}", path);
   if (tensorboard) tb_ = std::make_unique<TensorBoardWriter>(run_dir + "/tb");

@@ -26,7 +26,8 @@ struct LogWindow {
 
 class MetricsLog {
  public:
-  // `enabled`: this rank writes (rank 0). `resumed_step` > 0 truncates the log to that step first.
+  // `enabled`: this rank writes (rank 0). The log is first truncated to `resumed_step` (0: a fresh start
+  // drops the records of an attempt killed before its first checkpoint).
   // `tensorboard`: also write RUN/tb/ event files (a new file per session).
   MetricsLog(const std::string& run_dir, bool enabled, Task task, bool word_level, int64_t total_steps, int64_t resumed_step,
              bool tensorboard = false);
