@@ -11,7 +11,6 @@
 #include "core/fs.h"
 
 namespace recur {
-namespace {
 
 size_t edit_distance(const std::string& a, const std::string& b) {
   std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
@@ -25,6 +24,8 @@ size_t edit_distance(const std::string& a, const std::string& b) {
   }
   return prev[b.size()];
 }
+
+namespace {
 
 bool parse_int(const std::string& text, int64_t* out) {
   try {

@@ -10,6 +10,9 @@
 
 namespace recur {
 
+// Levenshtein distance (insertions, deletions, substitutions), for "did you mean ...?" suggestions.
+size_t edit_distance(const std::string& a, const std::string& b);
+
 enum class ValueType { kInt, kFloat, kBool, kString, kIntList, kFloatList, kStringList };
 
 struct KeySpec {
