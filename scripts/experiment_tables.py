@@ -12,6 +12,9 @@ import math
 import os
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+import recur_metrics  # noqa: E402
+
 # RSA paper Table 2 (bin 0, bin 1). The D_2/D_4 rows of the seed text are garbled (15 values for 16
 # cells); we read them left to right and leave the last cell (case IV, bin 1) empty.
 PAPER = {
@@ -38,20 +41,11 @@ def training_log(trial):
     if trial.get("loss_curve"):
         return [tuple(x) for x in trial["loss_curve"]]
     run_dir = trial.get("run_dir")
-    path = os.path.join(run_dir or "", "metrics.jsonl")
-    if not run_dir or not os.path.exists(path):
+    if not run_dir:
         return []
-    # The records of docs/training.md, read by the same rules as the C++ reader (src/core/metrics_file.h):
-    # a torn or unparsable line (a run still appending) is skipped, never fatal.
-    rows = []
-    for line in open(path, errors="replace"):
-        try:
-            r = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(r, dict):
-            rows.append(r)
-    return [(r["step"], r["loss"]) for r in rows if "loss" in r and "eval" not in r and "step" in r]
+    # The one Python reader of docs/training.md's records (python/recur_metrics.py; same rules as the C++
+    # reader, checked by tests/core/test_metrics_file.cpp).
+    return [(r["step"], r["loss"]) for r in recur_metrics.read(run_dir).train]
 
 
 def copy_task(s):

@@ -96,7 +96,8 @@ const std::vector<KeySpec>& config_schema() {
        {"stop", "skip"}},
       {"train.eval_every", ValueType::kInt, "0", "steps between evaluations on the valid split (0 = only at the end)", {}, 0},
       {"train.backend", ValueType::kString, "\"auto\"", "communication between ranks: auto (NCCL on GPUs, MPI on CPUs "
-       "when launched with several ranks; under torchrun: torchrun's store), mpi, store, nccl, single", {"auto", "mpi", "store", "nccl", "single"}},
+       "when launched with several ranks; under torchrun: c10d's Gloo, or torchrun's store where the build has no Gloo), "
+       "mpi, gloo, store, nccl, single", {"auto", "mpi", "gloo", "store", "nccl", "single"}},
       {"train.device", ValueType::kString, "\"auto\"", "where to train: auto (a rank's GPU = its local rank when CUDA is "
        "available, else the CPU), cpu, cuda (the local rank's GPU), or cuda:N (GPU N for every rank of a node, e.g. "
        "two ranks on one GPU for a test)", {}},

@@ -44,12 +44,15 @@ std::unique_ptr<Communicator> make_communicator(const std::string& backend, cons
   }
   if (backend == "mpi") return make_mpi_communicator(launch, o.timeout_s);
   if (backend == "store") return make_store_communicator(launch, o.timeout_s);
+  if (backend == "gloo") return make_gloo_communicator(launch, o.timeout_s);
   if (backend == "nccl") return make_nccl_communicator(launch, o);
-  if (backend != "auto") fail("unknown communication backend '{}' (auto, mpi, store, nccl, single)", backend);
+  if (backend != "auto") fail("unknown communication backend '{}' (auto, mpi, gloo, store, nccl, single)", backend);
   // A world of one needs no MPI runtime, on a GPU either.
   if (launch.world_size <= 1) return make_single_communicator(o.timeout_s);
   if (o.cuda && nccl_available()) return make_nccl_communicator(launch, o);
-  if (launch.launcher == "torchrun") return make_store_communicator(launch, o.timeout_s);
+  if (launch.launcher == "torchrun") {
+    return gloo_available() ? make_gloo_communicator(launch, o.timeout_s) : make_store_communicator(launch, o.timeout_s);
+  }
   return make_mpi_communicator(launch, o.timeout_s);
 }
 

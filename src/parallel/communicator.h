@@ -1,6 +1,6 @@
 // Collective communication between the ranks of a job: all-reduce, broadcast, barrier, all-gather.
-// Implementations: single process, MPI (CPU tensors), store (CPU tensors through torchrun's TCPStore,
-// no MPI), NCCL (CUDA tensors, bootstrapped over MPI, or over torchrun's store in a torchrun world).
+// Implementations: single process, MPI (CPU tensors), Gloo (CPU tensors, c10d's process group in a
+// torchrun world), store (CPU tensors through torchrun's TCPStore itself, where Gloo is absent), NCCL (CUDA tensors, bootstrapped over MPI, or over torchrun's store in a torchrun world).
 // Invariant: every rank calls the same collectives in the same order; errors name the rank.
 #pragma once
 
@@ -46,7 +46,8 @@ class Communicator {
 };
 
 // backend: "auto" (a world of one: single; several ranks: NCCL for CUDA devices when compiled in,
-// else MPI, or the store when torchrun started the ranks), "mpi", "store", "nccl" or "single". MPI is
+// else MPI, or Gloo (the store where this build has no Gloo) when torchrun started the ranks), "mpi",
+// "gloo", "store", "nccl" or "single". MPI is
 // initialised here when an MPI-based backend is chosen, never in a torchrun world.
 std::unique_ptr<Communicator> make_communicator(const std::string& backend, const LaunchInfo& launch,
                                                 const CommunicatorOptions& o);
@@ -61,6 +62,10 @@ std::unique_ptr<Communicator> make_mpi_duplicate_of_world(const LaunchInfo& laun
 // byte passes through the store's server, so fit for host control traffic and small CPU models.
 // Needs a torchrun world: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT.
 std::unique_ptr<Communicator> make_store_communicator(const LaunchInfo& launch, double timeout_s);
+// c10d's ProcessGroupGloo, meeting through the same rendezvous store; tensors go between the ranks
+// directly. Needs a torchrun world. Throws when this build has no Gloo.
+std::unique_ptr<Communicator> make_gloo_communicator(const LaunchInfo& launch, double timeout_s);
+bool gloo_available();
 // In a torchrun world: rank 0's `bytes` under `key` in the rendezvous store, read by every rank
 // (the others wait for it with the deadline).
 std::string store_broadcast(const LaunchInfo& launch, const std::string& key, const std::string& bytes, double timeout_s);

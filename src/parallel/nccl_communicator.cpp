@@ -145,7 +145,9 @@ class NcclCommunicator : public Communicator {
     return out;
   }
   std::unique_ptr<Communicator> host_duplicate() override {
-    return torchrun_ ? make_store_communicator(launch_, host_timeout_s_) : make_mpi_duplicate_of_world(launch_, host_timeout_s_);
+    if (!torchrun_) return make_mpi_duplicate_of_world(launch_, host_timeout_s_);
+    return gloo_available() ? make_gloo_communicator(launch_, host_timeout_s_)
+                            : make_store_communicator(launch_, host_timeout_s_);
   }
   [[noreturn]] void abort(int code) override {
     if (comm_) ncclCommAbort(comm_);

@@ -1,5 +1,10 @@
-// Host collectives through torchrun's rendezvous store (c10d TCPStore at MASTER_ADDR:MASTER_PORT), for a
-// torchrun world without MPI. Invariant: MPI is never initialised here; every rank reduces in rank order.
+// Host collectives for a torchrun world without MPI: c10d's Gloo process group (from LibTorch, compiled
+// against Debian's gloo headers), and collectives through the rendezvous store itself (c10d TCPStore at
+// MASTER_ADDR:MASTER_PORT) where Gloo is absent. Invariant: MPI is never initialised here.
+#ifdef RECUR_HAVE_GLOO
+#define USE_C10D_GLOO 1  // ProcessGroupGloo.hpp declares the class only under this macro
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#endif
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/torch.h>
@@ -176,7 +181,109 @@ class StoreCommunicator : public Communicator {
   int64_t next_ = 0;
 };
 
+#ifdef RECUR_HAVE_GLOO
+// c10d's ProcessGroupGloo over the rendezvous store: tensors travel between the ranks directly (TCP,
+// ring algorithms), the store only carries the rendezvous. Every collective waits with the deadline
+// (Gloo's own timeout, then the same one-line report as MPI and the store).
+class GlooCommunicator : public Communicator {
+ public:
+  GlooCommunicator(const LaunchInfo& launch, double timeout_s) : launch_(launch), timeout_s_(timeout_s) {
+    auto world_store = rendezvous_store(launch, timeout_s);
+    static std::atomic<int> created{0};  // collective creation: the n-th group of every rank meets under gn/
+    const std::string prefix = "g" + std::to_string(created++);
+    pg_ = with_deadline(rank(), world_size(), "gloo rendezvous", timeout_s_, [&] {
+      auto options = c10d::ProcessGroupGloo::Options::create(as_timeout(timeout_s_));
+      options->devices.push_back(device());
+      options->threads = 1;
+      auto store = c10::make_intrusive<c10d::PrefixStore>(prefix, world_store->clone());
+      return c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank(), world_size(), options);
+    });
+  }
+  std::string backend() const override { return "gloo"; }
+  int rank() const override { return launch_.rank; }
+  int world_size() const override { return launch_.world_size; }
+  int local_rank() const override { return launch_.local_rank; }
+  double timeout_s() const override { return timeout_s_; }
+  void all_reduce_sum(torch::Tensor& t) override {
+    check_cpu_contiguous(t, "all_reduce");
+    std::vector<torch::Tensor> ts{t};
+    run("gloo all_reduce", [&] { return pg_->allreduce(ts); });
+  }
+  void broadcast(torch::Tensor& t, int root) override {
+    check_cpu_contiguous(t, "broadcast");
+    std::vector<torch::Tensor> ts{t};
+    c10d::BroadcastOptions o;
+    o.rootRank = root;
+    run("gloo broadcast", [&] { return pg_->broadcast(ts, o); });
+  }
+  void barrier() override {
+    run("gloo barrier", [&] { return pg_->barrier(); });
+  }
+  torch::Tensor all_gather(const torch::Tensor& t) override {
+    auto in = t.contiguous();
+    check_cpu_contiguous(in, "all_gather");
+    std::vector<std::vector<torch::Tensor>> out(1);
+    for (int r = 0; r < world_size(); ++r) out[0].push_back(torch::empty_like(in));
+    std::vector<torch::Tensor> ins{in};
+    run("gloo all_gather", [&] { return pg_->allgather(out, ins); });
+    return torch::stack(out[0]);
+  }
+  std::unique_ptr<Communicator> host_duplicate() override {
+    return std::make_unique<GlooCommunicator>(launch_, timeout_s_);
+  }
+  [[noreturn]] void abort(int code) override {
+    // Peers see the closed connections (or reach their deadline) and end too.
+    std::fflush(stderr);
+    std::_Exit(code);
+  }
+
+ private:
+  // GLOO_SOCKET_IFNAME (the first interface it lists), as in PyTorch; else this host's name, falling
+  // back to the loopback when it does not resolve.
+  static std::shared_ptr<::gloo::transport::Device> device() {
+    const char* ifname = std::getenv("GLOO_SOCKET_IFNAME");
+    if (ifname && *ifname) {
+      std::string first(ifname);
+      first = first.substr(0, first.find(','));
+      return c10d::ProcessGroupGloo::createDeviceForInterface(first);
+    }
+    return c10d::ProcessGroupGloo::createDefaultDevice();
+  }
+  template <class F>
+  void run(const std::string& what, F&& start) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    with_deadline(rank(), world_size(), what, timeout_s_, [&] {
+      start()->wait();
+      return 0;
+    });
+  }
+  LaunchInfo launch_;
+  double timeout_s_;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg_;
+  std::mutex mutex_;
+};
+#endif
+
 }  // namespace
+
+bool gloo_available() {
+#ifdef RECUR_HAVE_GLOO
+  return true;
+#else
+  return false;
+#endif
+}
+
+std::unique_ptr<Communicator> make_gloo_communicator(const LaunchInfo& launch, double timeout_s) {
+#ifdef RECUR_HAVE_GLOO
+  return std::make_unique<GlooCommunicator>(launch, timeout_s);
+#else
+  (void)launch;
+  (void)timeout_s;
+  fail("train.backend=gloo: this build has no Gloo (Debian's libgloo-dev headers were not found when it was "
+       "configured; run scripts/setup and rebuild, or use train.backend=store)");
+#endif
+}
 
 std::unique_ptr<Communicator> make_store_communicator(const LaunchInfo& launch, double timeout_s) {
   return std::make_unique<StoreCommunicator>(launch, timeout_s);
