@@ -1,5 +1,7 @@
 // `recur shard` (create / verify / dump) and `recur gen` (formal, copy): thin wrappers over src/data.
 #include <cstdio>
+#include <initializer_list>
+#include <string>
 
 #include <spdlog/spdlog.h>
 
@@ -28,6 +30,19 @@ void print_summary(const std::string& dir, const data::Manifest& m) {
                   static_cast<unsigned long long>(s.examples), s.shards.size());
     }
   }
+}
+
+// The value of an enumerated option, named as formal_option_name writes it.
+template <class E>
+E choose(const Args& args, const std::string& option, std::initializer_list<E> values) {
+  const std::string given = args.get(option);
+  std::string valid;
+  for (E v : values) {
+    if (given == data::formal_option_name(v)) return v;
+    valid += valid.empty() ? "" : " or ";
+    valid += data::formal_option_name(v);
+  }
+  throw UsageError(fmt::format("--{} expects {}, got '{}'", option, valid, given));
 }
 
 int shard_verify(const Argv& argv) {
@@ -125,8 +140,9 @@ int cmd_gen(const Argv& argv) {
   Argv rest(argv.begin() + 1, argv.end());
   if (argv[0] == "formal") {
     Args args("recur gen formal --language NAME --out DIR [options]",
-              "Formal-language dataset for next-character-set prediction (RSA paper, Table 2). Every position's\n"
-              "target is the set of symbols that may legally follow, plus <eos> when the prefix is a member.\n"
+              "Formal-language dataset for next-character prediction (RSA paper, Table 2), drawn the way the\n"
+              "code of Bhattamishra et al. (github:satwik77/Transformer-Formal-Languages) draws it: members\n"
+              "only, geometric lengths, no string twice, bin 0 cut from the training list.\n"
               "Splits: train; valid = bin 0 (train lengths); test = bin 1 (longer strings).");
     args.required("language", "NAME", "parity | tomita3 | tomita5 | tomita6 | d2 | d4")
         .required("out", "DIR", "dataset directory to create")
@@ -138,7 +154,25 @@ int cmd_gen(const Argv& argv) {
         .option("max-len", "N", "longest train/bin 0 string (default 50; 100 for d2/d4)")
         .option("bin1-min-len", "N", "shortest bin 1 string (default 51; 101 for d2/d4)")
         .option("bin1-max-len", "N", "longest bin 1 string (default 100; 200 for d2/d4)")
-        .flag("force", "replace DIR if it exists");
+        .option("lengths", "LAW", "geometric | uniform (default: geometric; uniform for tomita3, as the reference)")
+        .option("strings", "LAW", "reference | uniform", "reference")
+        .option("duplicates", "drop|keep", "drop: no string twice, bin 0 cut from the training list", "drop")
+        .option("targets", "KIND", "reference | next-set", "reference")
+        .flag("force", "replace DIR if it exists")
+        .epilog(
+            "Laws (docs/data.md, 'Synthetic tasks'):\n"
+            "  --lengths geometric   each symbol ends the string with probability 1/(L+1), L = (min+max)/2,\n"
+            "                        capped at max (the reference's); uniform: over the lengths with members\n"
+            "  --strings reference   parity, tomita5, tomita6: uniform strings, members kept (parity appends\n"
+            "                        a 1 to a non-member); tomita3: built from runs as the reference does;\n"
+            "                        d2, d4: as uniform. uniform: uniform among the members of the length\n"
+            "  --duplicates keep     each split drawn on its own: repeats and train/bin 0 overlap possible\n"
+            "  --targets reference   tomita3: bit c = appending c keeps a member; d2, d4: depth 0 -> a,\n"
+            "                        between -> a and b, n -> b; neither has an <eos> bit. parity, tomita5,\n"
+            "                        tomita6: as next-set. next-set: the symbols after which a member can\n"
+            "                        still be reached, plus <eos> when the prefix is a member\n"
+            "The generator before it followed the reference: --lengths uniform --strings uniform\n"
+            "--duplicates keep --targets next-set.");
     if (!args.parse(rest)) return 0;
     data::FormalLanguage lang;
     try {
@@ -154,6 +188,17 @@ int cmd_gen(const Argv& argv) {
     if (args.has("max-len")) spec.train.max_len = spec.bin0.max_len = args.get_int("max-len");
     if (args.has("bin1-min-len")) spec.bin1.min_len = args.get_int("bin1-min-len");
     if (args.has("bin1-max-len")) spec.bin1.max_len = args.get_int("bin1-max-len");
+    auto& o = spec.options;
+    if (args.has("lengths")) {
+      o.lengths = choose(args, "lengths", {data::FormalLengths::kGeometric, data::FormalLengths::kUniform});
+    }
+    o.strings = choose(args, "strings", {data::FormalStrings::kReference, data::FormalStrings::kUniformMember});
+    o.targets = choose(args, "targets", {data::FormalTargets::kReference, data::FormalTargets::kNextSet});
+    const std::string duplicates = args.get("duplicates");
+    if (duplicates != "drop" && duplicates != "keep") {
+      throw UsageError("--duplicates expects drop or keep, got '" + duplicates + "'");
+    }
+    o.distinct = duplicates == "drop";
     auto m = data::write_formal_dataset(spec, args.get("out"), args.get_flag("force"));
     print_summary(args.get("out"), m);
     return 0;

@@ -64,6 +64,10 @@ Manifest write_formal_dataset(const FormalSpec& spec, const std::string& out_dir
   m.label_bytes = m.vocab.size <= 8 ? 1 : m.vocab.size <= 16 ? 2 : 4;
   m.params = {{"language", formal_language_name(spec.language)},
               {"seed", spec.seed},
+              {"lengths", formal_option_name(spec.options.lengths)},
+              {"strings", formal_option_name(spec.options.strings)},
+              {"duplicates", spec.options.distinct ? "drop" : "keep"},
+              {"targets", formal_option_name(spec.options.targets)},
               {"train", split_json(spec.train)},
               {"valid", split_json(spec.bin0)},
               {"test", split_json(spec.bin1)},

@@ -1,10 +1,13 @@
-// Formal-language and copy-task generators: each language is a small DFA, sampled uniformly.
+// Formal-language and copy-task generators: each language is a small DFA; strings are drawn by the
+// reference's laws (Bhattamishra et al.'s code) or uniformly among members, then labelled on the DFA.
 // Invariant: only raw mt19937_64 draws feed sampling; std:: distributions differ across libraries.
 #include "data/synthetic.h"
 
 #include <algorithm>
 #include <array>
+#include <optional>
 #include <random>
+#include <set>
 #include <stdexcept>
 
 namespace recur::data {
@@ -76,15 +79,6 @@ struct Dfa {
   }
 
   int num_states() const { return static_cast<int>(delta.size()); }
-
-  // Bits of the symbols whose successor is live, plus EOS if q accepts.
-  uint32_t label_set(int q) const {
-    uint32_t mask = accepting[q] ? (1u << kEosId) : 0u;
-    for (uint32_t c = 0; c < kNumSymbols; ++c) {
-      if (live[delta[q][c]]) mask |= 1u << c;
-    }
-    return mask;
-  }
 };
 
 // D_n: the state is the nesting depth 0..n; state n+1 is the sink for underflow or depth > n.
@@ -209,64 +203,176 @@ std::vector<std::string> formal_vocabulary(FormalLanguage language) {
 
 FormalSpec default_formal_spec(FormalLanguage language, uint64_t seed) {
   if (is_dyck(language)) {
-    return {language, seed, {5000, 2, 100}, {1000, 2, 100}, {1000, 101, 200}};
+    return {language, seed, {5000, 2, 100}, {1000, 2, 100}, {1000, 101, 200},
+            reference_formal_options(language)};
   }
-  return {language, seed, {10000, 2, 50}, {2000, 2, 50}, {2000, 51, 100}};
+  return {language, seed, {10000, 2, 50}, {2000, 2, 50}, {2000, 51, 100},
+          reference_formal_options(language)};
 }
 
-// ---- formal-language sampling ---------------------------------------------------------------
+// ---- options --------------------------------------------------------------------------------
 
-bool formal_accepts(FormalLanguage language, const std::vector<uint32_t>& tokens) {
-  const Dfa dfa = build_dfa(language);
-  return dfa.accepting[run_dfa(dfa, tokens, language)];
+FormalOptions reference_formal_options(FormalLanguage language) {
+  FormalOptions o;
+  if (language == FormalLanguage::kTomita3) o.lengths = FormalLengths::kUniform;
+  return o;
 }
 
-std::vector<uint32_t> formal_label_sets(FormalLanguage language,
-                                        const std::vector<uint32_t>& tokens) {
-  const Dfa dfa = build_dfa(language);
-  run_dfa(dfa, tokens, language);  // validates the ids
-  std::vector<uint32_t> labels;
-  labels.reserve(tokens.size());
+FormalOptions uniform_formal_options() {
+  return {FormalLengths::kUniform, FormalStrings::kUniformMember, false, FormalTargets::kNextSet};
+}
+
+const char* formal_option_name(FormalLengths value) {
+  return value == FormalLengths::kGeometric ? "geometric" : "uniform";
+}
+const char* formal_option_name(FormalStrings value) {
+  return value == FormalStrings::kReference ? "reference" : "uniform";
+}
+const char* formal_option_name(FormalTargets value) {
+  return value == FormalTargets::kReference ? "reference" : "next-set";
+}
+
+// ---- labels ---------------------------------------------------------------------------------
+
+namespace {
+
+uint32_t label_set(const Dfa& dfa, int q, FormalLanguage language, FormalTargets targets) {
+  const bool reference = targets == FormalTargets::kReference;
+  // The reference's Tomita 3 counts the live but rejecting q3 as dead, so its bit for c says
+  // whether appending c gives a member; its Tomita 3 and D_n targets have no end-of-string bit.
+  const bool tomita3 = reference && language == FormalLanguage::kTomita3;
+  const bool with_eos = !(tomita3 || (reference && is_dyck(language)));
+  uint32_t mask = with_eos && dfa.accepting[q] ? (1u << kEosId) : 0u;
+  for (uint32_t c = 0; c < kNumSymbols; ++c) {
+    const int next = dfa.delta[q][c];
+    if (tomita3 ? dfa.accepting[next] : dfa.live[next]) mask |= 1u << c;
+  }
+  return mask;
+}
+
+Example labelled(const Dfa& dfa, FormalLanguage language, FormalTargets targets,
+                 std::vector<uint32_t> tokens) {
+  Example ex;
+  ex.label_sets.reserve(tokens.size());
   int q = dfa.start;
   for (uint32_t tok : tokens) {
     q = dfa.delta[q][tok];
-    labels.push_back(dfa.label_set(q));
+    ex.label_sets.push_back(label_set(dfa, q, language, targets));
   }
-  return labels;
+  ex.tokens = std::move(tokens);
+  return ex;
 }
 
-std::vector<Example> generate_formal(FormalLanguage language, const FormalSplitSpec& split,
-                                     uint64_t seed) {
-  check_split(language, split);
-  const Dfa dfa = build_dfa(language);
-  const auto completions = completion_table(dfa, split.max_len);
+// ---- sampling -------------------------------------------------------------------------------
 
-  std::vector<int64_t> lengths;  // lengths in range that have at least one member
-  for (int64_t n = split.min_len; n <= split.max_len; ++n) {
-    if (completions[n][dfa.start] > 0.0) lengths.push_back(n);
+using Tokens = std::vector<uint32_t>;
+
+// members[n] = number of strings of length n accepted (a double: 2^n outgrows any integer; past
+// 2^1023 it is inf, which still compares as "plenty").
+std::vector<double> member_counts(const Dfa& dfa, int64_t max_len) {
+  std::vector<double> members(static_cast<size_t>(max_len) + 1, 0.0);
+  std::vector<double> at(dfa.num_states(), 0.0), next(dfa.num_states());
+  at[dfa.start] = 1.0;
+  for (size_t n = 0;; ++n) {
+    for (int q = 0; q < dfa.num_states(); ++q) members[n] += dfa.accepting[q] ? at[q] : 0.0;
+    if (n + 1 == members.size()) break;
+    std::fill(next.begin(), next.end(), 0.0);
+    for (int q = 0; q < dfa.num_states(); ++q) {
+      for (int to : dfa.delta[q]) next[to] += at[q];
+    }
+    at.swap(next);
   }
-  if (lengths.empty()) {
-    throw std::invalid_argument("formal language '" + formal_language_name(language) +
-                                "' has no member with length in [" +
-                                std::to_string(split.min_len) + ", " +
-                                std::to_string(split.max_len) + "]");
+  return members;
+}
+
+std::string count_text(double n) {
+  return n < 1e18 ? std::to_string(static_cast<int64_t>(n)) : std::string("more than 10^18");
+}
+
+// Draws the strings of one split: a length by the length law, then a string by the string law.
+class SplitSampler {
+ public:
+  SplitSampler(FormalLanguage language, const Dfa& dfa, const FormalSplitSpec& split,
+               const FormalOptions& options)
+      : language_(language), dfa_(dfa), split_(split), options_(options) {
+    check_split(language, split);
+    members_ = member_counts(dfa, split.max_len);
+    // Geometric: P(n) = r^n (1 - r) below max_len and r^max_len at it, r = L / (L + 1). Powers by
+    // repeated multiplication, not pow(), so the table is the same on every platform.
+    const int64_t half = (split.min_len + split.max_len) / 2;
+    const double r = static_cast<double>(half) / static_cast<double>(half + 1);
+    double power = 1.0, total = 0.0;
+    for (int64_t n = 0; n <= split.max_len; ++n, power *= r) {
+      if (n < split.min_len || !(members_[n] > 0.0)) continue;
+      lengths_.push_back(n);
+      total += n == split.max_len ? power : power * (1.0 - r);
+      cumulative_.push_back(total);
+    }
+    if (lengths_.empty()) {
+      throw std::invalid_argument("formal language '" + formal_language_name(language) +
+                                  "' has no member with length in [" +
+                                  std::to_string(split.min_len) + ", " +
+                                  std::to_string(split.max_len) + "]");
+    }
+    if (uniform_members()) completions_ = completion_table(dfa, split.max_len);
   }
 
-  std::mt19937_64 rng(seed);
-  std::vector<Example> examples(static_cast<size_t>(split.count));
-  for (Example& ex : examples) {
-    const int64_t n = lengths[uniform_below(rng, lengths.size())];
-    ex.tokens.reserve(n);
-    ex.label_sets.reserve(n);
-    int q = dfa.start;
+  // Distinct members with a length in range that are not already in `seen`.
+  double available(const std::set<Tokens>& seen) const {
+    double total = 0.0;
+    for (int64_t n : lengths_) total += members_[n];
+    for (const Tokens& s : seen) {
+      const auto n = static_cast<int64_t>(s.size());
+      total -= n >= split_.min_len && n <= split_.max_len ? 1.0 : 0.0;
+    }
+    return total;
+  }
+
+  // One attempt; empty when the string law rejects what it drew.
+  std::optional<Tokens> draw(std::mt19937_64& rng) const {
+    const int64_t n = draw_length(rng);
+    if (uniform_members()) return draw_uniform_member(n, rng);
+    if (language_ == FormalLanguage::kTomita3) return draw_tomita3_runs(n, rng);
+    Tokens s(static_cast<size_t>(n));
+    for (uint32_t& c : s) c = static_cast<uint32_t>(rng() >> 63);
+    if (formal_member(s)) return s;
+    if (language_ == FormalLanguage::kParity && n < split_.max_len) {
+      s.push_back(1);
+      return s;
+    }
+    return std::nullopt;
+  }
+
+ private:
+  bool uniform_members() const {
+    return options_.strings == FormalStrings::kUniformMember || is_dyck(language_);
+  }
+
+  bool formal_member(const Tokens& s) const {
+    int q = dfa_.start;
+    for (uint32_t c : s) q = dfa_.delta[q][c];
+    return dfa_.accepting[q];
+  }
+
+  int64_t draw_length(std::mt19937_64& rng) const {
+    if (options_.lengths == FormalLengths::kUniform) return lengths_[uniform_below(rng, lengths_.size())];
+    const double u = uniform01(rng) * cumulative_.back();
+    const size_t i = std::upper_bound(cumulative_.begin(), cumulative_.end(), u) - cumulative_.begin();
+    return lengths_[std::min(i, lengths_.size() - 1)];  // rounding can leave u at the total
+  }
+
+  Tokens draw_uniform_member(int64_t n, std::mt19937_64& rng) const {
+    Tokens s;
+    s.reserve(static_cast<size_t>(n));
+    int q = dfa_.start;
     for (int64_t i = 0; i < n; ++i) {
       // Weight each symbol by the completions of the remaining n-i-1 positions: this makes the
       // whole string uniform among members of length n.
-      const auto& row = completions[n - i - 1];
+      const auto& row = completions_[n - i - 1];
       std::array<double, kNumSymbols> weight{};
       double total = 0.0;
       for (uint32_t c = 0; c < kNumSymbols; ++c) {
-        weight[c] = row[dfa.delta[q][c]];
+        weight[c] = row[dfa_.delta[q][c]];
         total += weight[c];
       }
       const double u = uniform01(rng) * total;
@@ -278,12 +384,120 @@ std::vector<Example> generate_formal(FormalLanguage language, const FormalSplitS
         cumulative += weight[c];
         if (u < cumulative) break;
       }
-      q = dfa.delta[q][chosen];
-      ex.tokens.push_back(chosen);
-      ex.label_sets.push_back(dfa.label_set(q));
+      q = dfa_.delta[q][chosen];
+      s.push_back(chosen);
     }
+    return s;
   }
-  return examples;
+
+  // The reference's Tomita 3 construction: pick a symbol; add a run of it whose length is uniform
+  // over [0, what is left], except that 0s after an odd count of 1s take an even length. The count
+  // of 1s restarts when a non-empty run of 1s follows 0s.
+  Tokens draw_tomita3_runs(int64_t n, std::mt19937_64& rng) const {
+    Tokens s;
+    s.reserve(static_cast<size_t>(n));
+    int last = -1;  // symbol of the last non-empty run
+    int64_t ones = 0;
+    while (static_cast<int64_t>(s.size()) != n) {
+      const auto symbol = static_cast<uint32_t>(rng() >> 63);
+      const int64_t left = n - static_cast<int64_t>(s.size());
+      int64_t run = 0;
+      if (symbol == 1) {
+        run = uniform_in(rng, 0, left);
+        ones = last == 0 && run != 0 ? run : ones + run;
+      } else if (last == -1 || ones % 2 == 0) {
+        run = uniform_in(rng, 0, left);
+      } else {
+        run = 2 * uniform_in(rng, 0, left / 2);
+      }
+      s.insert(s.end(), static_cast<size_t>(run), symbol);
+      if (run != 0) last = static_cast<int>(symbol);
+    }
+    if (!formal_member(s)) throw std::logic_error("tomita3 run construction made a non-member");
+    return s;
+  }
+
+  FormalLanguage language_;
+  const Dfa& dfa_;
+  FormalSplitSpec split_;
+  FormalOptions options_;
+  std::vector<double> members_;
+  std::vector<int64_t> lengths_;     // lengths in range with members
+  std::vector<double> cumulative_;  // geometric weights of lengths_, summed
+  std::vector<std::vector<double>> completions_;
+};
+
+// A split's strings. With `seen` they are distinct and not in *seen (which collects them);
+// `what` names the split in errors.
+std::vector<Tokens> draw_strings(FormalLanguage language, const Dfa& dfa,
+                                 const FormalSplitSpec& split, const FormalOptions& options,
+                                 std::mt19937_64& rng, std::set<Tokens>* seen,
+                                 const std::string& what) {
+  const SplitSampler sampler(language, dfa, split, options);
+  const std::string where = "formal language '" + formal_language_name(language) + "', " + what +
+                            ": asked for " + std::to_string(split.count) +
+                            " distinct strings with lengths in [" +
+                            std::to_string(split.min_len) + ", " +
+                            std::to_string(split.max_len) + "]";
+  const double available = sampler.available(seen ? *seen : std::set<Tokens>{});
+  if (seen && static_cast<double>(split.count) > available) {
+    throw std::invalid_argument(where + ", but only " + count_text(available) +
+                                (seen->empty() ? "" : " not already used by another split") +
+                                " exist; lower the count, widen the lengths or allow duplicates");
+  }
+  // Rejection of repeats can stall when the length law seldom reaches the strings still unused:
+  // give up after a generous number of draws instead of looping for ever.
+  const int64_t max_draws = 1000000 + 1000 * split.count;
+  std::vector<Tokens> out;
+  out.reserve(static_cast<size_t>(split.count));
+  for (int64_t draws = 0; static_cast<int64_t>(out.size()) < split.count; ++draws) {
+    if (draws == max_draws) {
+      throw std::invalid_argument(where + ", found only " + std::to_string(out.size()) +
+                                  " after " + std::to_string(draws) + " draws (" +
+                                  count_text(available) +
+                                  " exist, but the length law seldom reaches the rest); lower "
+                                  "the count or widen the lengths");
+    }
+    auto s = sampler.draw(rng);
+    if (!s || (seen && !seen->insert(*s).second)) continue;
+    out.push_back(std::move(*s));
+  }
+  return out;
+}
+
+// Labels strings[begin, end), moving the strings out.
+std::vector<Example> labelled_all(FormalLanguage language, const Dfa& dfa, FormalTargets targets,
+                                  std::vector<Tokens>& strings, size_t begin, size_t end) {
+  std::vector<Example> out;
+  out.reserve(end - begin);
+  for (size_t i = begin; i < end; ++i) out.push_back(labelled(dfa, language, targets, std::move(strings[i])));
+  return out;
+}
+
+}  // namespace
+
+// ---- formal-language sampling ---------------------------------------------------------------
+
+bool formal_accepts(FormalLanguage language, const std::vector<uint32_t>& tokens) {
+  const Dfa dfa = build_dfa(language);
+  return dfa.accepting[run_dfa(dfa, tokens, language)];
+}
+
+std::vector<uint32_t> formal_label_sets(FormalLanguage language, const std::vector<uint32_t>& tokens,
+                                        FormalTargets targets) {
+  const Dfa dfa = build_dfa(language);
+  run_dfa(dfa, tokens, language);  // validates the ids
+  return labelled(dfa, language, targets, tokens).label_sets;
+}
+
+std::vector<Example> generate_formal(FormalLanguage language, const FormalSplitSpec& split,
+                                     uint64_t seed, const FormalOptions& options) {
+  const Dfa dfa = build_dfa(language);
+  std::mt19937_64 rng(seed);
+  std::set<Tokens> seen;
+  auto strings = draw_strings(language, dfa, split, options, rng, options.distinct ? &seen : nullptr,
+                              "one split");
+  return labelled_all(language, dfa, options.targets, strings, 0, strings.size());
 }
 
 uint64_t derive_seed(uint64_t seed, uint64_t stream) {
@@ -298,9 +512,41 @@ uint64_t derive_seed(uint64_t seed, uint64_t stream) {
 }
 
 FormalDataset generate_formal_dataset(const FormalSpec& spec) {
-  return {generate_formal(spec.language, spec.train, derive_seed(spec.seed, 0)),
-          generate_formal(spec.language, spec.bin0, derive_seed(spec.seed, 1)),
-          generate_formal(spec.language, spec.bin1, derive_seed(spec.seed, 2))};
+  const FormalOptions& o = spec.options;
+  if (!o.distinct) {
+    return {generate_formal(spec.language, spec.train, derive_seed(spec.seed, 0), o),
+            generate_formal(spec.language, spec.bin0, derive_seed(spec.seed, 1), o),
+            generate_formal(spec.language, spec.bin1, derive_seed(spec.seed, 2), o)};
+  }
+  if (spec.train.min_len != spec.bin0.min_len || spec.train.max_len != spec.bin0.max_len) {
+    throw std::invalid_argument(
+        "formal language '" + formal_language_name(spec.language) +
+        "': with distinct strings bin 0 is cut from the training list, so it needs train's length "
+        "range [" + std::to_string(spec.train.min_len) + ", " + std::to_string(spec.train.max_len) +
+        "], got [" + std::to_string(spec.bin0.min_len) + ", " + std::to_string(spec.bin0.max_len) + "]");
+  }
+  check_split(spec.language, spec.train);
+  check_split(spec.language, spec.bin0);
+  const Dfa dfa = build_dfa(spec.language);
+  std::set<Tokens> seen;
+  std::mt19937_64 rng(derive_seed(spec.seed, 0));
+  const FormalSplitSpec both{spec.train.count + spec.bin0.count, spec.train.min_len, spec.train.max_len};
+  auto list = draw_strings(spec.language, dfa, both, o, rng, &seen,
+                           "train + bin 0 (" + std::to_string(spec.train.count) + " + " +
+                               std::to_string(spec.bin0.count) + ")");
+  if (!is_dyck(spec.language) && spec.language != FormalLanguage::kParity) {
+    // The reference passes its Tomita list through a set before the cut: an arbitrary order,
+    // so train and bin 0 get the same length mix. Fisher-Yates with the portable draw.
+    for (size_t i = list.size(); i > 1; --i) std::swap(list[i - 1], list[uniform_below(rng, i)]);
+  }
+  std::mt19937_64 rng1(derive_seed(spec.seed, 2));
+  auto bin1 = draw_strings(spec.language, dfa, spec.bin1, o, rng1, &seen, "bin 1");
+  const auto cut = static_cast<size_t>(spec.train.count);
+  FormalDataset data;
+  data.train = labelled_all(spec.language, dfa, o.targets, list, 0, cut);
+  data.bin0 = labelled_all(spec.language, dfa, o.targets, list, cut, list.size());
+  data.bin1 = labelled_all(spec.language, dfa, o.targets, bin1, 0, bin1.size());
+  return data;
 }
 
 // ---- copy task ------------------------------------------------------------------------------

@@ -88,6 +88,32 @@ run "$recur" shard verify "$tmp/d2"
 expect_rc 0 "recur shard verify on the d2 dataset"
 ok "gen formal --language d2 writes a dataset that verifies"
 
+# The reference's protocol by default: no string twice, train and bin 0 disjoint (issue 18).
+run "$recur" gen formal --language tomita5 --out "$tmp/t5"
+expect_rc 0 "recur gen formal --language tomita5"
+for split in train valid test; do
+  "$recur" shard dump "$tmp/t5" --split "$split" | sort >"$tmp/t5.$split"
+done
+[[ $(wc -l <"$tmp/t5.train") -eq 10000 && $(wc -l <"$tmp/t5.valid") -eq 2000 ]] || fail "tomita5 split sizes"
+[[ -z $(uniq -d "$tmp/t5.train") && -z $(uniq -d "$tmp/t5.valid") ]] || fail "tomita5 has a repeated string"
+[[ -z $(comm -12 "$tmp/t5.train" "$tmp/t5.valid") ]] || fail "tomita5 train and bin 0 share strings"
+[[ -z $(comm -12 "$tmp/t5.train" "$tmp/t5.test") ]] || fail "tomita5 train and bin 1 share strings"
+grep -q '"duplicates": *"drop"' "$tmp/t5/manifest.json" || fail "the manifest does not record --duplicates"
+ok "gen formal --language tomita5: no repeats, train, bin 0 and bin 1 disjoint"
+
+run "$recur" gen formal --language parity --max-len 6 --train 50 --bin0 50 --out "$tmp/p6"
+expect_rc 1 "recur gen formal with more strings than exist"
+expect_err "'parity'" "recur gen formal with more strings than exist"
+expect_err "100 distinct" "recur gen formal with more strings than exist"
+expect_err "only 62" "recur gen formal with more strings than exist"
+[[ ! -e $tmp/p6 ]] || fail "a failed gen formal left $tmp/p6"
+run "$recur" gen formal --language parity --max-len 6 --train 50 --bin0 50 --duplicates keep --out "$tmp/p6"
+expect_rc 0 "recur gen formal --duplicates keep"
+run "$recur" gen formal --language parity --lengths exponential --out "$tmp/bad"
+expect_rc 2 "recur gen formal --lengths exponential"
+expect_err "geometric or uniform" "recur gen formal --lengths exponential"
+ok "gen formal: too few distinct strings and a bad --lengths are clear errors"
+
 run "$recur" gen copy --max-len 64 --train 100 --out "$tmp/copy"
 expect_rc 0 "recur gen copy --max-len 64 --train 100"
 run "$recur" shard verify "$tmp/copy"
