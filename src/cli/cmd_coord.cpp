@@ -12,6 +12,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "coord/agent.h"
+#include "coord/fit.h"
 #include "coord/http.h"
 #include "coord/sweep.h"
 #include "core/error.h"
@@ -82,7 +83,7 @@ void check_trials(const coord::SweepSpec& spec, const std::string& path) {
       }
       train::check_run_config(c, vocab);
     } catch (const Error& e) {
-      fail("{}: trial {} (seed {}): {}", path, t.point.dump(), t.seed, e.what());
+      fail("{}: trial {} (seed {}): {}", path, coord::point_label(t.point, spec.axes), t.seed, e.what());
     }
   }
 }
@@ -97,7 +98,9 @@ int sweep_submit(const Argv& argv) {
   coord::SweepSpec spec = coord::load_sweep_spec(args.get("spec"));
   check_trials(spec, args.get("spec"));
   if (args.get_flag("dry-run")) {
-    for (const auto& t : spec.trials) std::printf("%s seed %lld\n", t.point.dump().c_str(), static_cast<long long>(t.seed));
+    for (const auto& t : spec.trials) {
+      std::printf("%s, seed %lld\n", coord::point_label(t.point, spec.axes).c_str(), static_cast<long long>(t.seed));
+    }
     std::printf("%zu trials\n", spec.trials.size());
     return 0;
   }
@@ -133,33 +136,85 @@ int sweep_status(const Argv& argv) {
     std::printf("%s\n", s.dump(2).c_str());
     return 0;
   }
-  std::printf("sweep %lld '%s': %s\n", static_cast<long long>(s["id"].get<int64_t>()), s["name"].get<std::string>().c_str(),
-              s["state"].get<std::string>().c_str());
+  const int64_t held = s.value("held", int64_t{0});
+  std::printf("sweep %lld '%s': %s%s\n", static_cast<long long>(s["id"].get<int64_t>()), s["name"].get<std::string>().c_str(),
+              s["state"].get<std::string>().c_str(), held > 0 ? fmt::format(" ({} trials held)", held).c_str() : "");
   for (const auto& t : s["trials"]) {
     const json& p = t["progress"];
     std::string prog = p.contains("step") ? fmt::format("step {}/{} loss {:.4f}", p["step"].get<int64_t>(), p.value("steps", int64_t{0}),
                                                         p.value("loss", 0.0))
                                           : "";
     if (p.contains("slurm_job")) prog += fmt::format(" [slurm job {} {}]", p["slurm_job"].get<std::string>(), p.value("slurm_state", ""));
-    std::printf("  trial %-5lld %-10s attempts %lld  %s seed %lld  %s\n", static_cast<long long>(t["id"].get<int64_t>()),
-                t["state"].get<std::string>().c_str(), static_cast<long long>(t["attempts"].get<int64_t>()),
-                t["point"].dump().c_str(), static_cast<long long>(t["seed"].get<int64_t>()), prog.c_str());
+    std::string flags;
+    if (t.value("held", false)) flags += " held";
+    if (t.value("priority", int64_t{0}) != 0) flags += fmt::format(" priority {}", t["priority"].get<int64_t>());
+    std::printf("  trial %-5lld %-10s attempts %lld%s  %s, seed %lld  %s\n", static_cast<long long>(t["id"].get<int64_t>()),
+                t["state"].get<std::string>().c_str(), static_cast<long long>(t["attempts"].get<int64_t>()), flags.c_str(),
+                t.value("label", t["point"].dump()).c_str(), static_cast<long long>(t["seed"].get<int64_t>()), prog.c_str());
   }
   return 0;
 }
 
+// The fits as a table (or CSV): one line per series, intervals as [lo, hi] (blank without replicates).
+void write_fit_table(const json& fit, const std::string& f, std::ostringstream& out) {
+  const char* sep = f == "csv" ? "," : " | ";
+  auto ci = [&](const json& i) {
+    if (i.is_null()) return std::string(f == "csv" ? "," : "");
+    return f == "csv" ? fmt::format("{:.6g},{:.6g}", i[0].get<double>(), i[1].get<double>())
+                      : fmt::format("[{:.4g}, {:.4g}]", i[0].get<double>(), i[1].get<double>());
+  };
+  out << "\n";
+  if (f == "table") out << "fit: " << fit["model"].get<std::string>() << ", x = " << fit["x"].get<std::string>() << "\n\n";
+  const std::vector<std::string> head = f == "csv" ? std::vector<std::string>{"series", "x", "n", "a", "a_lo", "a_hi", "alpha", "alpha_lo",
+                                                                              "alpha_hi", "c", "c_lo", "c_hi", "rss"}
+                                                   : std::vector<std::string>{"series", "x", "n", "a", "a 95%", "alpha", "alpha 95%", "c",
+                                                                              "c 95%", "rss"};
+  for (size_t i = 0; i < head.size(); ++i) out << (i ? sep : "") << head[i];
+  out << "\n";
+  if (f == "table") {
+    for (size_t i = 0; i < head.size(); ++i) out << (i ? " | " : "") << "---";
+    out << "\n";
+  }
+  for (const auto& row : fit["fits"]) {
+    std::string series = row["series"];
+    if (f == "csv") series = "\"" + series + "\"";
+    out << series << sep << row["x"].get<std::string>() << sep << row["n"].get<int64_t>() << sep
+        << fmt::format("{:.6g}", row["a"].get<double>()) << sep << ci(row["a_ci"]) << sep << fmt::format("{:.4g}", row["alpha"].get<double>())
+        << sep << ci(row["alpha_ci"]) << sep << fmt::format("{:.6g}", row["c"].get<double>()) << sep << ci(row["c_ci"]) << sep
+        << fmt::format("{:.3g}", row["rss"].get<double>()) << "\n";
+  }
+  if (f == "table" && !fit["skipped"].empty()) {
+    std::string names;
+    for (const auto& n : fit["skipped"]) names += (names.empty() ? "" : "; ") + n.get<std::string>();
+    out << "\nnot fitted (no succeeded trials yet): " << names << "\n";
+  }
+}
+
 int sweep_results(const Argv& argv) {
-  Args args("recur sweep results ID [--format table|csv|json]",
-            "Per axis point: the metric's mean and sd over the succeeded seeds, and the learned RSA gates.");
+  Args args("recur sweep results ID [--format table|csv|json] [--plot DIR] [--fit power]",
+            "Per axis point: the metric's mean and sd over the succeeded seeds (sd blank for one seed), and the\n"
+            "learned RSA gates. --fit power fits L = a*x^(-alpha) + c per series (a value of every axis but the\n"
+            "last, e.g. a model) along the last axis, with bootstrap 95% intervals from resampling the seeds at\n"
+            "each x. x is the trials' parameter count (eval.json) when it varies along a model axis (or a\n"
+            "non-numeric one), else the last axis' value.");
   args.positional("id", "sweep id")
       .option("format", "F", "table, csv or json", "table")
-      .option("plot", "DIR", "also write the metric-vs-axis plot as PNG and SVG into DIR (python3-matplotlib)");
+      .option("plot", "DIR", "also write the metric-vs-axis plot as PNG and SVG into DIR (python3-matplotlib)")
+      .option("fit", "MODEL", "fit a scaling law per series: power (L = a*x^(-alpha) + c)")
+      .option("x", "X", "--fit's x: auto, parameters (eval.json's count) or axis (the last axis' value)", "auto")
+      .option("bootstrap", "N", "--fit's bootstrap resamples for the 95% intervals", "1000");
   client_options(args);
   if (!args.parse(argv)) return 0;
   if (!args.has("id")) throw UsageError("give the sweep id");
   const std::string f = args.get("format");
   if (f != "table" && f != "csv" && f != "json") throw UsageError("--format must be table, csv or json");
+  if (args.has("fit") && args.get("fit") != "power") throw UsageError("--fit must be power");
+  const std::string x_source = args.get("x");
+  if (x_source != "auto" && x_source != "parameters" && x_source != "axis") throw UsageError("--x must be auto, parameters or axis");
+  const int64_t resamples = args.get_int("bootstrap");
+  if (resamples < 0) throw UsageError("--bootstrap must be >= 0");
   json r = call(args, "GET", "/api/sweeps/" + args.get("id") + "/results");
+  if (args.has("fit")) r["fit"] = coord::fit_sweep(call(args, "GET", "/api/sweeps/" + args.get("id")), x_source, resamples);
   if (args.has("plot")) {
     const std::string dir = expand_user(args.get("plot"));
     make_dirs(dir);
@@ -200,6 +255,7 @@ int sweep_results(const Argv& argv) {
     }
     out << "\n";
   }
+  if (r.contains("fit")) write_fit_table(r["fit"], f, out);
   std::printf("%s", out.str().c_str());
   return 0;
 }
@@ -212,6 +268,41 @@ int sweep_cancel(const Argv& argv) {
   if (!args.has("id")) throw UsageError("give the sweep id");
   json s = call(args, "POST", "/api/sweeps/" + args.get("id") + "/cancel");
   std::printf("sweep %s: %s\n", args.get("id").c_str(), s["state"].get<std::string>().c_str());
+  return 0;
+}
+
+// hold, release and priority: of every trial of sweep ID, or of one trial with --trial.
+int sweep_operation(const std::string& op, const Argv& argv) {
+  const bool priority = op == "priority";
+  const std::string usage = "recur sweep " + op + " ID" + (priority ? " N" : "") + " | recur sweep " + op + " --trial T" + (priority ? " N" : "");
+  const std::string what =
+      op == "hold"      ? "Hold a sweep's trials, or one trial: a held trial is never handed to an agent or to Slurm. A running\n"
+                          "trial finishes; if it is requeued, it waits. `recur sweep release` lets them run again."
+      : op == "release" ? "Release held trials (a sweep's, or one with --trial): they are leased again as usual."
+                        : "Set the priority of a sweep's trials, or of one trial: pending trials of higher priority are leased\n"
+                          "first, then the oldest. The default is 0; negative values run after everything else.";
+  Args args(usage, what);
+  args.positional("id", "sweep id (with --trial: a trial id, as `recur sweep status ID` lists them)");
+  if (priority) args.positional("n", "the priority, an integer (higher runs first)");
+  args.flag("trial", "ID is a trial, not a sweep");
+  client_options(args);
+  if (!args.parse(argv)) return 0;
+  if (!args.has("id")) throw UsageError("give the " + std::string(args.get_flag("trial") ? "trial" : "sweep") + " id");
+  const bool trial = args.get_flag("trial");
+  std::string body;
+  if (priority) {
+    if (!args.has("n")) throw UsageError("give the priority N");
+    body = json{{"priority", args.get_int("n")}}.dump();
+  }
+  const std::string id = std::to_string(args.get_int("id"));
+  json r = call(args, "POST", std::string(trial ? "/api/trials/" : "/api/sweeps/") + id + "/" + op, body);
+  if (trial) {
+    std::printf("trial %s: %s%s, priority %lld\n", id.c_str(), r["state"].get<std::string>().c_str(), r["held"].get<bool>() ? ", held" : "",
+                static_cast<long long>(r["priority"].get<int64_t>()));
+  } else {
+    std::printf("sweep %s: %s, %lld trials held\n", id.c_str(), r["state"].get<std::string>().c_str(),
+                static_cast<long long>(r["held"].get<int64_t>()));
+  }
   return 0;
 }
 
@@ -254,9 +345,13 @@ int cmd_sweep(const Argv& argv) {
   if (!argv.empty() && argv[0] == "status") return sweep_status(Argv(argv.begin() + 1, argv.end()));
   if (!argv.empty() && argv[0] == "results") return sweep_results(Argv(argv.begin() + 1, argv.end()));
   if (!argv.empty() && argv[0] == "cancel") return sweep_cancel(Argv(argv.begin() + 1, argv.end()));
-  Args args("recur sweep {submit,status,results,cancel} ...", "Submit and follow sweeps on a coordinator.");
+  for (const char* op : {"hold", "release", "priority"}) {
+    if (!argv.empty() && argv[0] == op) return sweep_operation(op, Argv(argv.begin() + 1, argv.end()));
+  }
+  Args args("recur sweep {submit,status,results,cancel,hold,release,priority} ...",
+            "Submit and follow sweeps on a coordinator; hold, release and order their trials.");
   if (!args.parse(argv)) return 0;
-  throw UsageError("expected submit, status, results or cancel");
+  throw UsageError("expected submit, status, results, cancel, hold, release or priority");
 }
 
 int cmd_agent(const Argv& argv) {

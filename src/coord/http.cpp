@@ -218,6 +218,15 @@ class Service {
         return store_.sweep(id);
       }
       if (p.size() == 4 && p[3] == "results" && m == V::get) return store_.results(id);
+      if (p.size() == 4 && m == V::post && is_operation(p[3])) {
+        operate(Store::Scope::kSweep, id, p[3], body);
+        return store_.sweep(id);
+      }
+    }
+    if (p.size() == 4 && p[1] == "trials" && m == V::post && is_operation(p[3])) {
+      const int64_t trial = id_of(p[2], "trial id");
+      operate(Store::Scope::kTrial, trial, p[3], body);
+      return store_.trial(trial);
     }
     if (p.size() == 2 && p[1] == "agents" && m == V::post) {
       json j = body_json(body);
@@ -261,6 +270,22 @@ class Service {
       }
     }
     bad(404, "no such endpoint");
+  }
+
+  // hold | release | priority ({"priority": N}) of a sweep's trials or of one trial.
+  static bool is_operation(const std::string& op) { return op == "hold" || op == "release" || op == "priority"; }
+  void operate(Store::Scope scope, int64_t id, const std::string& op, const std::string& body) {
+    const char* what = scope == Store::Scope::kSweep ? "sweep" : "trial";
+    if (op == "priority") {
+      const json j = body_json(body);
+      const auto priority = field<int64_t>(j, "priority");
+      if (!j["priority"].is_number_integer()) bad(400, "field 'priority' must be an integer");
+      const int64_t n = store_.set_priority(scope, id, priority);
+      spdlog::info("{} {}: priority {} ({} trials)", what, id, priority, n);
+      return;
+    }
+    const int64_t n = store_.set_held(scope, id, op == "hold");
+    spdlog::info("{} {}: {} ({} trials)", what, id, op == "hold" ? "held" : "released", n);
   }
 
   ServerOptions o_;

@@ -30,7 +30,7 @@ async function refresh(){
       html+='<h2 class="sweep" data-id="'+esc(s.id)+'">Sweep '+esc(s.id)+': '+esc(s.name)+' <span class="'+esc(d.state)+'">('+esc(d.state)+')</span></h2>';
       html+='<table class="trials"><tr><th>trial</th><th>point</th><th>seed</th><th>state</th><th>attempts</th><th>step</th><th>loss</th><th>ETA</th><th>'+esc(d.metric)+'</th></tr>';
       for(const t of d.trials){const p=t.progress||{};const m=t.result?num(t.result[d.metric],4):'';
-        html+='<tr class="trial"><td>'+esc(t.id)+'</td><td>'+esc(JSON.stringify(t.point))+'</td><td>'+esc(t.seed)+'</td><td class="'+esc(t.state)+'">'+esc(t.state)+'</td><td>'+esc(t.attempts)+'</td><td>'+esc(p.step??'')+(p.steps?'/'+esc(p.steps):'')+'</td><td>'+num(p.loss,4)+'</td><td>'+(p.eta_s!==undefined?esc(Math.round(p.eta_s))+' s':'')+'</td><td>'+m+'</td></tr>';}
+        html+='<tr class="trial"><td>'+esc(t.id)+'</td><td>'+esc(t.label??JSON.stringify(t.point))+'</td><td>'+esc(t.seed)+'</td><td class="'+esc(t.state)+'">'+esc(t.state)+(t.held?' (held)':'')+(t.priority?' (priority '+esc(t.priority)+')':'')+'</td><td>'+esc(t.attempts)+'</td><td>'+esc(p.step??'')+(p.steps?'/'+esc(p.steps):'')+'</td><td>'+num(p.loss,4)+'</td><td>'+(p.eta_s!==undefined?esc(Math.round(p.eta_s))+' s':'')+'</td><td>'+m+'</td></tr>';}
       html+='</table>';
       html+=chart(r);
     }
@@ -41,7 +41,7 @@ async function refresh(){
 function chart(r){
   if(!r.rows.length||!r.axes.length)return '';
   const x=r.axes[r.axes.length-1];const groups={};
-  for(const row of r.rows){if(row.mean===undefined)continue;const g=JSON.stringify(Object.fromEntries(Object.entries(row.point).filter(([k])=>k!==x)));(groups[g]=groups[g]||[]).push([row.point[x],row.mean,row.sd||0]);}
+  for(const row of r.rows){if(row.mean===undefined)continue;const g=r.axes.filter(a=>a!==x).map(a=>a+'='+(typeof row.point[a]==='string'?row.point[a]:JSON.stringify(row.point[a]))).join(', ')||r.metric;(groups[g]=groups[g]||[]).push([row.point[x],row.mean,row.sd||0]);}
   const keys=Object.keys(groups);if(!keys.length)return '';
   const xs=[...new Set(r.rows.map(rw=>rw.point[x]))];const ys=keys.flatMap(k=>groups[k].map(p=>p[1]));
   const W=520,H=300,L=60,B=40,lo=Math.min(...ys),hi=Math.max(...ys),span=(hi-lo)||1;

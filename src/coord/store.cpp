@@ -7,6 +7,7 @@
 #include <cmath>
 #include <map>
 
+#include "coord/sweep.h"
 #include "core/error.h"
 
 namespace recur::coord {
@@ -99,7 +100,7 @@ json parse_or(const std::string& text, json fallback) {
 
 const char* kTrialColumns =
     "id, sweep_id, idx, point, seed, overrides, ranks, max_retries, attempts, state, agent_id, lease_expires, run_dir, "
-    "progress, result, error, completions";
+    "progress, result, error, completions, held, priority";
 
 json trial_row(Stmt& q) {
   json t = {{"id", q.i64(0)},
@@ -116,7 +117,9 @@ json trial_row(Stmt& q) {
             {"progress", parse_or(q.text(13), json::object())},
             {"result", parse_or(q.text(14), json(nullptr))},
             {"error", q.text(15)},
-            {"completions", q.i64(16)}};
+            {"completions", q.i64(16)},
+            {"held", q.i64(17) != 0},
+            {"priority", q.i64(18)}};
   if (!q.null(10)) t["agent"] = q.i64(10);
   return t;
 }
@@ -152,6 +155,16 @@ Store::Store(const std::string& path) : path_(path) {
          "state TEXT NOT NULL DEFAULT 'pending', agent_id INTEGER, lease_expires REAL, run_dir TEXT NOT NULL DEFAULT '', "
          "progress TEXT NOT NULL DEFAULT '{}', result TEXT NOT NULL DEFAULT '', error TEXT NOT NULL DEFAULT '', "
          "completions INTEGER NOT NULL DEFAULT 0, updated REAL NOT NULL)");
+    // held and priority came later: a state file from before them gains the columns.
+    bool has_held = false;
+    {
+      Stmt cols(db_, "PRAGMA table_info(trials)");
+      while (cols.step()) has_held = has_held || cols.text(1) == "held";
+    }
+    if (!has_held) {
+      exec("ALTER TABLE trials ADD COLUMN held INTEGER NOT NULL DEFAULT 0");
+      exec("ALTER TABLE trials ADD COLUMN priority INTEGER NOT NULL DEFAULT 0");
+    }
     exec("CREATE INDEX IF NOT EXISTS trials_state ON trials(state, id)");
     exec("CREATE TABLE IF NOT EXISTS agents (id INTEGER PRIMARY KEY, name TEXT NOT NULL, slots INTEGER NOT NULL, "
          "gpus TEXT NOT NULL, workdir TEXT NOT NULL, last_seen REAL NOT NULL)");
@@ -203,17 +216,23 @@ json Store::sweep(int64_t id) {
   if (!s.step()) throw NotFound("no sweep " + std::to_string(id));
   json out = {{"id", s.i64(0)}, {"name", s.text(1)}, {"metric", s.text(2)}, {"axes", parse_or(s.text(3), json::array())},
               {"created", s.f64(5)}};
+  const auto axes = out["axes"].get<std::vector<std::string>>();
   const bool cancelled = s.i64(4) != 0;
   Stmt q(db_, std::string("SELECT ") + kTrialColumns + " FROM trials WHERE sweep_id = ? ORDER BY idx");
   q.bind(1, id);
   json trials = json::array();
   std::map<std::string, int64_t> counts;
+  int64_t held = 0;
   while (q.step()) {
-    trials.push_back(trial_row(q));
-    ++counts[trials.back()["state"].get<std::string>()];
+    json t = trial_row(q);
+    t["label"] = point_label(t["point"], axes);
+    ++counts[t["state"].get<std::string>()];
+    held += t["held"].get<bool>() && (t["state"] == "pending" || t["state"] == "running") ? 1 : 0;
+    trials.push_back(std::move(t));
   }
   out["state"] = sweep_state(cancelled, counts, static_cast<int64_t>(trials.size()));
   out["counts"] = counts;
+  out["held"] = held;  // unfinished trials that are held
   out["trials"] = trials;
   return out;
 }
@@ -267,31 +286,23 @@ json Store::results(int64_t id) {
     ++c.seeds;
     if (t["state"] != "succeeded" || !t["result"].is_object()) continue;
     const json& r = t["result"];
-    // The metric may be a path into the result: splits.test.sequence_accuracy.
-    const json* m = &r;
-    for (size_t b = 0; m && b <= metric.size();) {
-      size_t e = metric.find('.', b);
-      if (e == std::string::npos) e = metric.size();
-      std::string part = metric.substr(b, e - b);
-      m = m->is_object() && m->contains(part) ? &(*m)[part] : nullptr;
-      b = e + 1;
-    }
-    if (m && m->is_number()) c.values.push_back(m->get<double>());
+    if (const auto v = metric_value(r, metric)) c.values.push_back(*v);
     if (r.contains("rsa_gates")) c.gates.push_back(r["rsa_gates"].get<std::vector<double>>());
   }
   json rows = json::array();
   for (const auto& key : order) {
     const Cell& c = cells[key];
-    json row = {{"point", c.point}, {"n", c.values.size()}, {"seeds", c.seeds}};
+    json row = {{"point", c.point}, {"label", point_label(c.point, sw["axes"].get<std::vector<std::string>>())},
+                {"n", c.values.size()}, {"seeds", c.seeds}};
     if (!c.values.empty()) {
       double mean = 0;
       for (double v : c.values) mean += v;
       mean /= static_cast<double>(c.values.size());
       double var = 0;
       for (double v : c.values) var += (v - mean) * (v - mean);
-      double sd = c.values.size() > 1 ? std::sqrt(var / static_cast<double>(c.values.size() - 1)) : 0.0;
       row["mean"] = mean;
-      row["sd"] = sd;
+      // One value has no spread to show: sd stays absent rather than a misleading 0.
+      if (c.values.size() > 1) row["sd"] = std::sqrt(var / static_cast<double>(c.values.size() - 1));
     }
     if (!c.gates.empty()) {  // mean learned gate per layer over seeds
       std::vector<double> g(c.gates[0].size(), 0.0);
@@ -331,7 +342,7 @@ json Store::lease(int64_t agent, int64_t free_slots, double lease_seconds) {
     workdir = a.text(0);
   }
   Stmt q(db_, std::string("SELECT ") + kTrialColumns +
-                  " FROM trials WHERE state = 'pending' AND ranks <= ? ORDER BY id LIMIT 1");
+                  " FROM trials WHERE state = 'pending' AND held = 0 AND ranks <= ? ORDER BY priority DESC, id LIMIT 1");
   q.bind(1, free_slots);
   if (!q.step()) {
     tx.commit();
@@ -426,6 +437,31 @@ int64_t Store::expire_leases(double now) {
   tx.commit();
   return n;
 }
+
+json Store::trial(int64_t id) {
+  Stmt q(db_, std::string("SELECT ") + kTrialColumns + " FROM trials WHERE id = ?");
+  q.bind(1, id);
+  if (!q.step()) throw NotFound("no trial " + std::to_string(id));
+  return trial_row(q);
+}
+
+int64_t Store::update_trials(Scope scope, int64_t id, const std::string& column, int64_t value) {
+  Tx tx(db_);
+  const bool sweep = scope == Scope::kSweep;
+  Stmt e(db_, sweep ? "SELECT 1 FROM sweeps WHERE id = ?" : "SELECT 1 FROM trials WHERE id = ?");
+  e.bind(1, id);
+  if (!e.step()) throw NotFound(std::string(sweep ? "no sweep " : "no trial ") + std::to_string(id));
+  Stmt u(db_, "UPDATE trials SET " + column + " = ?, updated = ? WHERE " + (sweep ? "sweep_id" : "id") + " = ?");
+  u.bind(1, value).bind(2, wall_now()).bind(3, id);
+  u.step();
+  const int64_t n = sqlite3_changes(db_);
+  tx.commit();
+  return n;
+}
+
+int64_t Store::set_held(Scope scope, int64_t id, bool held) { return update_trials(scope, id, "held", held ? 1 : 0); }
+
+int64_t Store::set_priority(Scope scope, int64_t id, int64_t priority) { return update_trials(scope, id, "priority", priority); }
 
 json Store::counters() {
   Stmt q(db_, "SELECT id, completions, attempts, state FROM trials ORDER BY id");

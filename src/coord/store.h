@@ -1,8 +1,9 @@
 // The coordinator's state in SQLite (WAL mode): sweeps, their trials, and agents. Every mutation is one
 // transaction, so a coordinator killed at any moment restarts with a consistent state.
 // Trial states: pending -> running (leased to an agent attempt) -> succeeded | failed, or back to
-// pending (retry, lost lease, requeue); cancelled. Invariant: a trial is succeeded at most once, and
-// only a report from the attempt that holds the lease changes it.
+// pending (retry, lost lease, requeue); cancelled. Apart from its state a trial may be held (never
+// leased while held) and has a priority (higher is leased first, then older). Invariant: a trial is
+// succeeded at most once, and only a report from the attempt that holds the lease changes it.
 #pragma once
 
 #include <cstdint>
@@ -35,7 +36,16 @@ class Store {
 
   int64_t register_agent(const std::string& name, int64_t slots, const std::string& gpus, const std::string& workdir);
   void agent_seen(int64_t agent);
-  // Leases the oldest pending trial that fits in `free_slots` ranks to `agent`; null when none.
+  nlohmann::json trial(int64_t id);                  // throws NotFound
+  // Whether hold, release and priority apply to one trial or to every trial of a sweep.
+  enum class Scope { kSweep, kTrial };
+  // A held trial is never leased; one already running finishes (if it is requeued, it waits).
+  // Both return how many trials they changed; throw NotFound for an unknown id.
+  int64_t set_held(Scope scope, int64_t id, bool held);
+  int64_t set_priority(Scope scope, int64_t id, int64_t priority);
+
+  // Leases the pending, unheld trial of highest priority (then the oldest) that fits in `free_slots`
+  // ranks to `agent`; null when none.
   nlohmann::json lease(int64_t agent, int64_t free_slots, double lease_seconds);
   // Extends the lease and records progress; returns false when the attempt no longer holds the trial
   // (expired and re-leased, or cancelled): the agent must stop it.
@@ -49,6 +59,7 @@ class Store {
 
  private:
   void exec(const std::string& sql);
+  int64_t update_trials(Scope scope, int64_t id, const std::string& column, int64_t value);
   sqlite3* db_ = nullptr;
   std::string path_;
 };

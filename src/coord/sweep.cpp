@@ -54,6 +54,29 @@ std::string default_direction(const std::string& metric) {
   return accuracy ? "max" : "min";
 }
 
+std::string point_label(const json& point, const std::vector<std::string>& axes) {
+  std::string out;
+  for (const auto& a : axes) {
+    if (!point.is_object() || !point.contains(a)) continue;
+    const json& v = point[a];
+    out += (out.empty() ? "" : ", ") + a + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
+  }
+  return out;
+}
+
+std::optional<double> metric_value(const json& result, const std::string& metric) {
+  const json* m = &result;
+  for (size_t b = 0; m && b <= metric.size();) {
+    size_t e = metric.find('.', b);
+    if (e == std::string::npos) e = metric.size();
+    const std::string part = metric.substr(b, e - b);
+    m = m->is_object() && m->contains(part) ? &(*m)[part] : nullptr;
+    b = e + 1;
+  }
+  if (m && m->is_number()) return m->get<double>();
+  return std::nullopt;
+}
+
 std::set<std::string> metric_keys(const Config& trial) {
   std::set<std::string> top = {"loss", "token_accuracy"};
   const std::string manifest = trial.has("data.path") ? expand_user(trial.get_string("data.path")) + "/manifest.json" : "";
@@ -181,6 +204,38 @@ SweepSpec load_sweep_spec(const std::string& path) {
   if (product > static_cast<double>(kMaxTrials)) {
     fail("{}: the sweep expands to {:.0f} trials (axes x seeds); a sweep may hold at most {}", path, product, kMaxTrials);
   }
+  // Per-value lists zipped with another axis (parameter-matched designs): in a bundle, a key that is
+  // itself an axis and holds a list gives that axis' value at each of its positions for this bundle
+  // only, e.g. model: [{label: fl_xl, type: fl_xl, n_layer: [8, 10, 12, 14]}] with model.n_layer:
+  // [10, 12, 14, 16]. zipped[a][v] maps axis b to that list, for value v of axis a.
+  std::map<std::string, size_t> axis_index;
+  for (size_t a = 0; a < axes.size(); ++a) axis_index[axes[a].first] = a;
+  auto full_key = [](const std::string& axis, const std::string& k) { return k.find('.') == std::string::npos ? axis + "." + k : k; };
+  std::vector<std::vector<std::map<size_t, YAML::Node>>> zipped(axes.size());
+  for (size_t a = 0; a < axes.size(); ++a) {
+    const auto& [key, values] = axes[a];
+    zipped[a].resize(values.size());
+    for (size_t v = 0; v < values.size(); ++v) {
+      if (!values[v].IsMap()) continue;
+      for (const auto& kv : values[v]) {
+        const std::string k = kv.first.Scalar();
+        auto b = axis_index.find(full_key(key, k));
+        if (k == "label" || b == axis_index.end() || b->second == a) continue;
+        const auto& other = axes[b->second];
+        if (!kv.second.IsSequence() || kv.second.size() != other.second.size()) {
+          fail("{}: axis '{}': '{}' is the axis '{}', so it is zipped with it: give a list of {} values, one per value "
+               "of '{}' (got {})",
+               path, key, k, other.first, other.second.size(), other.first, YAML::Dump(kv.second));
+        }
+        for (size_t c = 0; c < a; ++c) {
+          for (const auto& bundle : zipped[c]) {
+            if (bundle.count(b->second)) fail("{}: axes '{}' and '{}' both zip a list with axis '{}'", path, axes[c].first, key, other.first);
+          }
+        }
+        zipped[a][v][b->second] = kv.second;
+      }
+    }
+  }
   // The cartesian product, first axis slowest.
   std::vector<size_t> idx(axes.size(), 0);
   std::set<std::string> used_vars, checked_metric;
@@ -188,9 +243,13 @@ SweepSpec load_sweep_spec(const std::string& path) {
     json point = json::object();
     std::map<std::string, std::string> vars;
     std::vector<std::string> axis_sets;
+    std::map<size_t, YAML::Node> replaced;  // axis -> its value zipped from another axis' bundle
+    for (size_t a = 0; a < axes.size(); ++a) {
+      for (const auto& [b, list] : zipped[a][idx[a]]) replaced[b] = list[idx[b]];
+    }
     for (size_t a = 0; a < axes.size(); ++a) {
       const std::string& key = axes[a].first;
-      const YAML::Node& v = axes[a].second[idx[a]];
+      const YAML::Node& v = replaced.count(a) ? replaced[a] : axes[a].second[idx[a]];
       if (v.IsMap()) {
         // A bundle of settings that change together, e.g. model: {label: xl, type: xl, n_rsa_heads: 0}:
         // keys without a dot belong to the axis' section; `label` names the value in results.
@@ -202,7 +261,8 @@ SweepSpec load_sweep_spec(const std::string& path) {
             label = text;
             continue;
           }
-          std::string full = k.find('.') == std::string::npos ? key + "." + k : k;
+          std::string full = full_key(key, k);
+          if (full != key && axis_index.count(full)) continue;  // zipped: set as that axis' value, above
           if (!is_config_key(full)) fail("{}: axis '{}': '{}' is not a config key", path, key, full);
           axis_sets.push_back(full + "=" + text);
         }
@@ -232,7 +292,7 @@ SweepSpec load_sweep_spec(const std::string& path) {
       try {
         trial = Config::parse(s.base_yaml, s.name + " (base config)", t.overrides);
       } catch (const Error& e) {
-        fail("{}: trial {} (seed {}) has an invalid config: {}", path, point.dump(), seed, e.what());
+        fail("{}: trial {} (seed {}) has an invalid config: {}", path, point_label(point, s.axes), seed, e.what());
       }
       // Each dataset and set of extra splits once: the metric must be a key of every trial's eval.json.
       if (checked_metric.insert(trial.value_text("data.path") + "|" + trial.value_text("eval.extra_splits")).second) {
@@ -240,7 +300,7 @@ SweepSpec load_sweep_spec(const std::string& path) {
         if (!keys.count(s.metric)) {
           std::string list;
           for (const auto& k : keys) list += (list.empty() ? "" : ", ") + k;
-          fail("{}: metric '{}' is not in the eval.json of trial {} (it will have: {})", path, s.metric, point.dump(), list);
+          fail("{}: metric '{}' is not in the eval.json of trial {} (it will have: {})", path, s.metric, point_label(point, s.axes), list);
         }
       }
       s.trials.push_back(std::move(t));

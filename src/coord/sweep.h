@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -39,6 +40,10 @@ struct SweepSpec {
 // that are config keys become overrides; other axis keys (e.g. task.max_len) are variables for
 // "{key}" placeholders in the spec's `set` values. An axis value may be a mapping — settings that
 // change together, e.g. model: [{label: xl, type: xl, n_rsa_heads: 0}, {label: rsa_xl, type: rsa_xl}].
+// In such a mapping, a key that is another axis holds a list zipped with that axis: for this value
+// only, the other axis takes the list's values position by position (parameter-matched designs:
+// {label: fl_xl, type: fl_xl, n_layer: [8, 10, 12, 14]} beside model.n_layer: [10, 12, 14, 16]); the
+// trial's point records the value it runs with.
 // Every trial's config is checked, and `metric` against the keys the trials' eval.json will have
 // (see metric_keys); `direction` defaults to default_direction(metric).
 SweepSpec load_sweep_spec(const std::string& path);
@@ -51,5 +56,11 @@ SweepSpec load_sweep_spec(const std::string& path);
 std::set<std::string> metric_keys(const Config& trial);
 // max for accuracies, min for loss, bpc, ppl and anything else.
 std::string default_direction(const std::string& metric);
+
+// A point as people read it, the axes in spec order: "model=xl, model.n_layer=10".
+std::string point_label(const nlohmann::json& point, const std::vector<std::string>& axes);
+
+// The metric's value in a trial's result (eval.json); the metric may be a path: splits.test.bpc.
+std::optional<double> metric_value(const nlohmann::json& result, const std::string& metric);
 
 }  // namespace recur::coord

@@ -20,6 +20,7 @@
 #include "coord/http.h"
 #include "coord/store.h"
 #include "coord/sweep.h"
+#include "core/config.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/process.h"
@@ -198,6 +199,142 @@ TEST_F(CoordinatorProcess, LostHeartbeatRequeuesAndTheStaleAttemptIsStopped) {
   EXPECT_FALSE(stale["applied"].get<bool>());
 }
 
+// Operations (issue 21): `recur sweep hold|release|priority` over real sockets. A held trial is never
+// leased (a running one finishes; requeued, it waits); higher priority is leased first, then the oldest;
+// both survive a restart.
+class LongLeases : public CoordinatorProcess {
+ protected:
+  void prepare() override { extra_args_ = {"--lease-seconds", "600"}; }  // the last --lease-seconds wins
+};
+
+TEST_F(LongLeases, HoldReleaseAndPriorityDecideWhatIsLeased) {
+  auto cli = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {RECUR_BINARY, "sweep"});
+    args.insert(args.end(), {"--coordinator", url_, "--token", token_});
+    return run_process(args);
+  };
+  auto ok = [&](std::vector<std::string> args) {
+    auto r = cli(args);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return r.output;
+  };
+  ASSERT_EQ(req("POST", "/api/sweeps", tiny_spec(3).to_json().dump()).status, 200);  // trials 1-3
+  ASSERT_EQ(req("POST", "/api/sweeps", tiny_spec(2).to_json().dump()).status, 200);  // trials 4-5
+  const std::string agent = std::to_string(req("POST", "/api/agents", R"({"name": "a", "slots": 1, "workdir": "/w"})").body["id"].get<int64_t>());
+  auto lease = [&]() {
+    json t = req("POST", "/api/agents/" + agent + "/lease", R"({"free_slots": 1})").body["trial"];
+    return t.is_null() ? int64_t{0} : t["id"].get<int64_t>();
+  };
+  EXPECT_THAT(ok({"hold", "1"}), HasSubstr("sweep 1: pending, 3 trials held"));
+  EXPECT_EQ(lease(), 4);
+  EXPECT_THAT(ok({"priority", "--trial", "5", "3"}), HasSubstr("trial 5: pending, priority 3"));
+  ok({"release", "1"});
+  EXPECT_THAT(ok({"hold", "--trial", "1"}), HasSubstr("trial 1: pending, held, priority 0"));
+  EXPECT_THAT(ok({"status", "1"}), HasSubstr("(1 trials held)"));
+  stop();  // kill -9: held and priority are in the state file
+  start();
+  EXPECT_THAT(ok({"status", "2"}), HasSubstr("priority 3  model.n_layer=2, seed 1"));
+  EXPECT_EQ(lease(), 5);  // priority first
+  EXPECT_EQ(lease(), 2);  // then the oldest unheld
+  // a running trial that is held finishes its attempt; requeued, it waits
+  ok({"hold", "--trial", "2"});
+  EXPECT_TRUE(req("POST", "/api/trials/2/heartbeat", "{\"agent\": " + agent + ", \"attempt\": 1}").body["ok"].get<bool>());
+  req("POST", "/api/trials/2/report", "{\"agent\": " + agent + R"(, "attempt": 1, "status": "requeue"})");
+  EXPECT_EQ(lease(), 3);
+  EXPECT_EQ(lease(), 0);  // 1 and 2 are held
+  ok({"priority", "1", "-1"});
+  ok({"release", "--trial", "2"});
+  ok({"release", "--trial", "1"});
+  EXPECT_EQ(lease(), 1);
+  EXPECT_EQ(req("GET", "/api/sweeps/1").body["trials"][1]["priority"], -1);
+  // errors: unknown ids, a priority that is not an integer, a missing N
+  auto unknown = cli({"hold", "99"});
+  EXPECT_NE(unknown.exit_code, 0);
+  EXPECT_THAT(unknown.output, HasSubstr("no sweep 99"));
+  EXPECT_EQ(req("POST", "/api/trials/99/release").status, 404);
+  EXPECT_EQ(req("POST", "/api/trials/1/priority", R"({"priority": 1.5})").status, 400);
+  EXPECT_EQ(req("POST", "/api/sweeps/1/priority", "{}").status, 400);
+  EXPECT_NE(cli({"priority", "--trial", "1"}).exit_code, 0);
+  EXPECT_THAT(ok({"hold", "--help"}), HasSubstr("never handed to an agent"));
+}
+
+// `recur sweep results --fit power` against a real coordinator: trials reported with their parameter
+// counts give back the exponent they were made with; labels read as text and sd is blank for one seed.
+TEST_F(LongLeases, ResultsFitAPowerLawPerModel) {
+  SweepSpec s = tiny_spec(0);
+  s.axes = {"model", "model.n_layer"};
+  for (const std::string model : {"xl", "rsa_xl"}) {
+    for (int layers : {2, 4, 8, 16}) {
+      for (int64_t seed : {1, 2}) {
+        TrialSpec t;
+        t.point = {{"model", model}, {"model.n_layer", layers}};
+        t.seed = seed;
+        t.overrides = {"model.n_layer=" + std::to_string(layers)};
+        s.trials.push_back(t);
+      }
+    }
+  }
+  TrialSpec lone;  // one seed only
+  lone.point = {{"model", "tl_xl"}, {"model.n_layer", 2}};
+  s.trials.push_back(lone);
+  ASSERT_EQ(req("POST", "/api/sweeps", s.to_json().dump()).status, 200);
+  const std::string agent = std::to_string(req("POST", "/api/agents", R"({"name": "a", "slots": 1, "workdir": "/w"})").body["id"].get<int64_t>());
+  for (size_t i = 0; i < s.trials.size(); ++i) {
+    json t = req("POST", "/api/agents/" + agent + "/lease", R"({"free_slots": 1})").body["trial"];
+    ASSERT_TRUE(t.is_object());
+    const double params = 1000.0 * t["point"]["model.n_layer"].get<int>();
+    const double alpha = t["point"]["model"] == "xl" ? 0.5 : 0.25;
+    const double bpc = 30 * std::pow(params, -alpha) + 1 + 0.002 * (t["seed"].get<int>() == 1 ? 1 : -1);
+    json report = {{"agent", std::stoll(agent)}, {"attempt", 1}, {"status", "succeeded"}, {"result", {{"bpc", bpc}, {"parameters", params}}}};
+    ASSERT_EQ(req("POST", "/api/trials/" + std::to_string(t["id"].get<int64_t>()) + "/report", report.dump()).status, 200);
+  }
+  auto results = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = {RECUR_BINARY, "sweep", "results", "1", "--coordinator", url_, "--token", token_};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run_process(args);
+  };
+  // tl_xl has one x: the fit refuses it by name
+  auto refused = results({"--fit", "power"});
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_THAT(refused.output, HasSubstr("series 'model=tl_xl' has 1 distinct x"));
+  auto plain = results({"--format", "json"});
+  ASSERT_EQ(plain.exit_code, 0) << plain.output;
+  const json rows = json::parse(plain.output)["rows"];
+  EXPECT_EQ(rows[0]["label"], "model=xl, model.n_layer=2");
+  EXPECT_TRUE(rows[0].contains("sd"));
+  EXPECT_FALSE(rows.back().contains("sd"));  // n = 1
+  auto table = results({});
+  EXPECT_THAT(table.output, ::testing::ContainsRegex("tl_xl \\| 2 \\| [0-9.]+ \\|  \\| 1 \\|"));  // sd blank
+  // once tl_xl's lone trial has failed, the series has no results and is left out
+  const int64_t lone_id = req("GET", "/api/sweeps/1").body["trials"].back()["id"];
+  {
+    stop();
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((dir_ + "/state.db").c_str(), &db), SQLITE_OK);
+    const std::string sql = "UPDATE trials SET state = 'failed' WHERE id = " + std::to_string(lone_id);
+    ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+    start();
+  }
+  auto fit = results({"--fit", "power", "--format", "json", "--bootstrap", "200"});
+  ASSERT_EQ(fit.exit_code, 0) << fit.output;
+  const json f = json::parse(fit.output)["fit"];
+  EXPECT_EQ(f["x"], "parameters");
+  ASSERT_EQ(f["fits"].size(), 2u);
+  EXPECT_EQ(f["fits"][0]["series"], "model=xl");
+  EXPECT_NEAR(f["fits"][0]["alpha"].get<double>(), 0.5, 0.05);
+  EXPECT_NEAR(f["fits"][1]["alpha"].get<double>(), 0.25, 0.05);
+  EXPECT_LE(f["fits"][0]["alpha_ci"][0].get<double>(), 0.5);
+  EXPECT_GE(f["fits"][0]["alpha_ci"][1].get<double>(), 0.5);
+  auto fit_table = results({"--fit", "power", "--bootstrap", "50"});
+  EXPECT_THAT(fit_table.output, HasSubstr("fit: L = a * x^(-alpha) + c, x = parameters"));
+  EXPECT_THAT(fit_table.output, HasSubstr("model=rsa_xl | parameters | 8 |"));
+  EXPECT_THAT(fit_table.output, HasSubstr("not fitted (no succeeded trials yet): model=tl_xl"));
+  auto bad = results({"--fit", "linear"});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_THAT(bad.output, HasSubstr("--fit must be power"));
+}
+
 // Store semantics on a real SQLite file: failures retry up to the limit; a requeue (checkpointed stop)
 // does not count; cancel stops everything; the file reopened holds the same state.
 TEST(Store, RetriesRequeuesCancelAndReopen) {
@@ -274,6 +411,63 @@ TEST(SweepSpec, ExpandsAxesSeedsBundlesAndPlaceholders) {
                                          "  train.lr: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]\n");
   EXPECT_THAT([&] { load_sweep_spec(dir + "/huge2.yaml"); }, ::testing::ThrowsMessage<Error>(HasSubstr("110000 trials")));
   remove_tree(dir);
+}
+
+// Parameter-matched designs (RSA §4.4): a list in a bundle under a key that is another axis is zipped
+// with that axis, for that bundle only. The point records the value the trial runs with, the label
+// reads as text, and the resulting config has it.
+TEST(SweepSpec, PerValueListsZipWithAnotherAxis) {
+  std::string dir = "/tmp/recur-test-zip-" + std::to_string(::getpid());
+  make_dirs(dir);
+  write_file_atomic(dir + "/base.yaml", "model:\n  type: rsa_xl\n  n_rsa_heads: 1\n  rem_types: [1, 0, 0, 0, 0, 0]\n");
+  write_file_atomic(dir + "/spec.yaml",
+                    "base: base.yaml\naxes:\n  model:\n    - {label: xl, type: xl, n_rsa_heads: 0}\n"
+                    "    - {label: fl, type: fl_xl, n_layer: [1, 2, 3], train.lr: 0.002}\n"
+                    "  model.n_layer: [3, 4, 5]\nseeds: 2\n");
+  auto s = load_sweep_spec(dir + "/spec.yaml");
+  ASSERT_EQ(s.trials.size(), 12u);
+  std::vector<std::pair<std::string, int64_t>> points;
+  for (const auto& t : s.trials) points.emplace_back(t.point["model"].get<std::string>(), t.point["model.n_layer"].get<int64_t>());
+  EXPECT_EQ(points, (std::vector<std::pair<std::string, int64_t>>{
+                        {"xl", 3}, {"xl", 3}, {"xl", 4}, {"xl", 4}, {"xl", 5}, {"xl", 5},
+                        {"fl", 1}, {"fl", 1}, {"fl", 2}, {"fl", 2}, {"fl", 3}, {"fl", 3}}));
+  EXPECT_EQ(point_label(s.trials[8].point, s.axes), "model=fl, model.n_layer=2");
+  auto config = [&](size_t i) { return Config::parse(s.base_yaml, "base", s.trials[i].overrides); };
+  EXPECT_EQ(config(2).get_int("model.n_layer"), 4);
+  EXPECT_EQ(config(2).get_string("model.type"), "xl");
+  EXPECT_EQ(config(8).get_int("model.n_layer"), 2);
+  EXPECT_EQ(config(8).get_string("model.type"), "fl_xl");
+  EXPECT_DOUBLE_EQ(config(8).get_float("train.lr"), 0.002);
+  EXPECT_EQ(std::count_if(s.trials[8].overrides.begin(), s.trials[8].overrides.end(),
+                          [](const std::string& o) { return o.rfind("model.n_layer=", 0) == 0; }),
+            1);
+  // The list must have one value per value of the axis it zips with; a scalar would duplicate trials.
+  auto refused = [&](const std::string& model, const std::string& want) {
+    write_file_atomic(dir + "/bad.yaml", "base: base.yaml\naxes:\n  model:\n    - {label: xl, type: xl, n_rsa_heads: 0}\n    - " + model +
+                                             "\n  model.n_layer: [3, 4, 5]\n");
+    EXPECT_THAT([&] { load_sweep_spec(dir + "/bad.yaml"); }, ::testing::ThrowsMessage<Error>(HasSubstr(want))) << model;
+  };
+  refused("{label: fl, type: fl_xl, n_layer: [1, 2]}", "give a list of 3 values, one per value of 'model.n_layer'");
+  refused("{label: fl, type: fl_xl, n_layer: 2}", "zipped with it");
+  refused("{label: fl, type: fl_xl, n_layer: [1, -2, 3]}", "invalid config");
+  write_file_atomic(dir + "/bad.yaml", "base: base.yaml\naxes:\n  model:\n    - {label: a, type: xl, n_rsa_heads: 0, n_head: [1, 2]}\n"
+                                       "  size:\n    - {label: s, model.n_layer: 2, model.n_head: [4, 8]}\n    - {label: l, model.n_layer: 4}\n"
+                                       "  model.n_head: [2, 4]\n");
+  EXPECT_THAT([&] { load_sweep_spec(dir + "/bad.yaml"); }, ::testing::ThrowsMessage<Error>(HasSubstr("both zip a list with axis 'model.n_head'")));
+  remove_tree(dir);
+}
+
+// The shipped model-scaling sweep follows §4.4: FL-XL runs 8-14 layers, the others 10-16.
+TEST(SweepSpec, ModelScalingIsParameterMatched) {
+  auto s = load_sweep_spec(std::string(RECUR_SOURCE_DIR) + "/configs/sweeps/model-scaling-gcide.yaml");
+  std::map<std::string, std::set<int64_t>> layers;
+  for (const auto& t : s.trials) {
+    const Config c = Config::parse(s.base_yaml, "base", t.overrides);
+    EXPECT_EQ(c.get_int("model.n_layer"), t.point["model.n_layer"].get<int64_t>());
+    layers[c.get_string("model.type")].insert(c.get_int("model.n_layer"));
+  }
+  EXPECT_EQ(layers["fl_xl"], (std::set<int64_t>{8, 10, 12, 14}));
+  for (const char* m : {"xl", "rsa_xl", "tl_xl"}) EXPECT_EQ(layers[m], (std::set<int64_t>{10, 12, 14, 16})) << m;
 }
 
 }  // namespace
@@ -523,6 +717,45 @@ TEST(HttpClient, GivesUpOnACoordinatorThatNeverAnswers) {
   } catch (const Error& e) {
     EXPECT_THAT(e.what(), HasSubstr("no answer"));
   }
+}
+
+// A state file from before held and priority existed gains them when opened: its trials are unheld,
+// of priority 0, and lease as before.
+TEST(Store, AStateFileFromBeforeHoldAndPriorityOpens) {
+  std::string dir = "/tmp/recur-test-store-old-" + std::to_string(::getpid());
+  remove_tree(dir);
+  make_dirs(dir);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir + "/s.db").c_str(), &db), SQLITE_OK);
+  const char* old_schema =
+      "CREATE TABLE sweeps (id INTEGER PRIMARY KEY, name TEXT NOT NULL, spec TEXT NOT NULL, metric TEXT NOT NULL, axes TEXT NOT NULL, "
+      "cancelled INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL);"
+      "CREATE TABLE trials (id INTEGER PRIMARY KEY, sweep_id INTEGER NOT NULL REFERENCES sweeps(id), idx INTEGER NOT NULL, "
+      "point TEXT NOT NULL, seed INTEGER NOT NULL, overrides TEXT NOT NULL, ranks INTEGER NOT NULL, max_retries INTEGER NOT NULL, "
+      "attempts INTEGER NOT NULL DEFAULT 0, state TEXT NOT NULL DEFAULT 'pending', agent_id INTEGER, lease_expires REAL, "
+      "run_dir TEXT NOT NULL DEFAULT '', progress TEXT NOT NULL DEFAULT '{}', result TEXT NOT NULL DEFAULT '', "
+      "error TEXT NOT NULL DEFAULT '', completions INTEGER NOT NULL DEFAULT 0, updated REAL NOT NULL);"
+      "INSERT INTO sweeps (name, spec, metric, axes, created) VALUES ('old', '{}', 'bpc', '[\"model.n_layer\"]', 0);"
+      "INSERT INTO trials (sweep_id, idx, point, seed, overrides, ranks, max_retries, updated) "
+      "VALUES (1, 0, '{\"model.n_layer\": 2}', 1, '[]', 1, 1, 0);";
+  ASSERT_EQ(sqlite3_exec(db, old_schema, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  sqlite3_close(db);
+  {
+    Store s(dir + "/s.db");
+    json t = s.sweep(1)["trials"][0];
+    EXPECT_EQ(t["held"], false);
+    EXPECT_EQ(t["priority"], 0);
+    EXPECT_EQ(t["label"], "model.n_layer=2");
+    const int64_t a = s.register_agent("a", 1, "", "/w");
+    EXPECT_EQ(s.set_held(Store::Scope::kTrial, 1, true), 1);
+    EXPECT_TRUE(s.lease(a, 1, 60).is_null());
+    EXPECT_EQ(s.set_held(Store::Scope::kSweep, 1, false), 1);
+    EXPECT_EQ(s.lease(a, 1, 60)["id"], 1);
+    EXPECT_THROW(s.set_priority(Store::Scope::kSweep, 5, 1), NotFound);
+  }
+  Store again(dir + "/s.db");  // the second open finds the columns
+  EXPECT_EQ(again.trial(1)["state"], "running");
+  remove_tree(dir);
 }
 
 TEST(Store, NotFoundIsAnError) {
