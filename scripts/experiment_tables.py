@@ -1,7 +1,10 @@
 #!/usr/bin/python3
 """Markdown tables for docs/results.md from `recur sweep status ID --json`.
 formal-languages: sequence accuracy on bin 0 (valid) and bin 1 (test) per language and model, beside
-the paper's Table 2, with training time, the learned gates and REM parameters.
+the paper's Table 2, with training time, the learned gates and REM parameters. Runs with
+eval.every_epoch (the reference protocol) get both protocols: ours (the last epoch) and the paper's
+(each bin's best epoch, eval.json "best"; the step where the stop rule ended the run), and a table of
+mean ± sd over seeds per cell.
 copy-task: accuracy per maximum length, training-set size and model, with the final training loss and
 the first logged step whose training loss is below 0.1 (how fast the model leaves the plateau).
 A trial with a "recorded" field (a date) is a cell carried over from an earlier run's report
@@ -33,6 +36,15 @@ def short(model):
 
 def fmt(x):
     return "" if x is None else ("%.2f" % x)
+
+
+def mean_sd(xs):
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return ""
+    m = sum(xs) / len(xs)
+    sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
+    return "%.2f ± %.2f" % (m, sd)
 
 
 def training_log(trial):
@@ -83,16 +95,35 @@ def main():
         b1 = r.get("splits", {}).get("test", {}).get("sequence_accuracy") if r else None
         seed = "%d%s" % (t["seed"], "†" if t.get("recorded") else "")
         rows.append((lang, model, t["state"], b0, b1, r, seed))
-    print("| language | model | seed | ours bin 0 | ours bin 1 | paper bin 0 | paper bin 1 | train time | gates (per layer) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    best = lambda r, split: r.get("best", {}).get(split, {}).get("sequence_accuracy") if r else None
+    both = any(r and "best" in r for *_, r, _ in rows)
+    extra = " best bin 0 | best bin 1 | stopped at |" if both else ""
+    print("| language | model | seed | ours bin 0 | ours bin 1 |%s paper bin 0 | paper bin 1 | train time | gates (per layer) |" % extra)
+    print("|---|---|---|---|---|%s---|---|---|---|" % ("---|---|---|" if both else ""))
     for lang, model, state, b0, b1, r, seed in rows:
         p = PAPER.get(lang, {}).get(short(model), (None, None))
         secs = r.get("train_seconds") if r else None
         gates = " ".join("%.2f" % g for g in r.get("rsa_gates", [])) if r else ""
         ours0 = fmt(b0) if state == "succeeded" else state
-        print("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-            lang, model, seed, ours0, fmt(b1), fmt(p[0]), fmt(p[1]),
+        paper_protocol = " %s | %s | %s |" % (fmt(best(r, "valid")), fmt(best(r, "test")),
+                                             r.get("stopped_early", {}).get("step", "") if r else "") if both else ""
+        print("| %s | %s | %s | %s | %s |%s %s | %s | %s | %s |" % (
+            lang, model, seed, ours0, fmt(b1), paper_protocol, fmt(p[0]), fmt(p[1]),
             "" if secs is None else "%.0f s" % secs, gates))
+    if both:
+        cells = {}
+        for lang, model, state, b0, b1, r, seed in rows:
+            if state == "succeeded":
+                cells.setdefault((lang, model), []).append((b0, b1, best(r, "valid"), best(r, "test")))
+        print()
+        print("Mean ± sd over seeds (n): ours = last epoch, paper's protocol = each bin's best epoch.")
+        print()
+        print("| language | model | n | ours bin 0 | ours bin 1 | best bin 0 | best bin 1 | paper bin 0 | paper bin 1 |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for (lang, model), vals in cells.items():
+            p = PAPER.get(lang, {}).get(short(model), (None, None))
+            print("| %s | %s | %d | %s | %s | %s |" % (lang, model, len(vals),
+                  " | ".join(mean_sd([v[k] for v in vals]) for k in range(4)), fmt(p[0]), fmt(p[1])))
     recorded = sorted({t["recorded"] for t in s["trials"] if t.get("recorded")})
     if recorded:
         print()

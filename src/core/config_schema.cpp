@@ -31,6 +31,13 @@ const std::vector<KeySpec>& config_schema() {
       {"model.dropatt", ValueType::kFloat, "0.0", "dropout on attention probabilities (softmax part only)", {}, 0.0, 1.0},
       {"model.pre_ln", ValueType::kBool, "false", "pre-LayerNorm sublayers (default post-LN, as the reference XL)"},
       {"model.init_std", ValueType::kFloat, "0.02", "std of the normal initialisation (LayerNorm weights: mean 1)", {}, 0.0},
+      {"model.init", ValueType::kString, "\"normal\"", "transformer/XL/BRT families: normal = weights N(0, model.init_std), "
+       "biases 0 (the Transformer-XL reference); bhattamishra = as Bhattamishra et al.'s formal-language code: embedding "
+       "and output weights U(-0.1, 0.1), output bias 0, the q/k/v projection Xavier-uniform, other linear layers "
+       "PyTorch's default U(+-1/sqrt(fan_in)) (weights and biases), LayerNorm 1 and 0", {"normal", "bhattamishra"}},
+      {"model.tie_output", ValueType::kBool, "true", "transformer/XL/BRT families: the output layer's weights are the "
+       "embedding table (with an output bias of its own); false = a separate output weight (crit.out_layers.N.weight) "
+       "beside that bias, i.e. a Linear with bias as Bhattamishra et al.'s formal-language code"},
       {"model.vocab_size", ValueType::kInt, "0", "vocabulary size; 0 = from the dataset manifest (else must match it)", {}, 0, kMaxVocab},
       {"model.cutoffs", ValueType::kIntList, "[]", "transformer/XL/BRT families: adaptive input and softmax cluster "
        "boundaries inside the vocabulary (WikiText-103: [20000, 40000, 200000]); [] = one full softmax", {}, 1},
@@ -88,6 +95,12 @@ const std::vector<KeySpec>& config_schema() {
       {"train.warmup_steps", ValueType::kInt, "0", "linear warmup steps (cosine schedule)", {}, 0},
       {"train.min_lr", ValueType::kFloat, "0.0", "cosine schedule: final learning rate", {}, 0.0},
       {"train.halve_every_epochs", ValueType::kFloat, "5", "halve schedule: epochs between halvings", {}, 1e-9},
+      {"train.label_loss", ValueType::kString, "\"bce\"", "formal languages (label sets): per symbol, bce = binary "
+       "cross-entropy on the logits; mse = squared error of sigmoid(logit) against the 0/1 label (Bhattamishra et al.'s "
+       "code); both averaged over symbols, then over positions", {"bce", "mse"}},
+      {"train.stop_at_mean_accuracy", ValueType::kFloat, "0.0", "stop once the mean over valid and eval.extra_splits of "
+       "the sequence accuracy at an evaluation reaches this (Bhattamishra et al.'s code: 0.999); needs eval.every_epoch; "
+       "0 = off", {}, 0.0, 1.0},
       {"train.loss_last", ValueType::kInt, "0", "stream tasks: compute the loss only on the last N positions of each segment (0 = all; R-Transformer protocol)", {}, 0, kMaxLength},
       {"train.grad_accum", ValueType::kInt, "1", "micro-batches per optimizer step (train.batch_size is split among them)", {}, 1, kMaxBatch},
       {"train.sampler", ValueType::kString, "\"auto\"", "batch order: ordered (XL streams), crop (random windows); auto "
@@ -126,6 +139,9 @@ const std::vector<KeySpec>& config_schema() {
       {"eval.same_length", ValueType::kBool, "true", "XL evaluation: every query sees exactly eval.mem_len keys"},
       {"eval.batch_size", ValueType::kInt, "10", "streams evaluated in parallel", {}, 1, kMaxBatch},
       {"eval.extra_splits", ValueType::kStringList, "[]", "also evaluate these splits at the end of training (eval.json: splits.NAME)"},
+      {"eval.every_epoch", ValueType::kBool, "false", "also evaluate at the end of every epoch (and the last step), and "
+       "make every evaluation during training cover valid and each split of eval.extra_splits (metrics.jsonl; eval.json "
+       "adds each split's best evaluation under best.NAME)"},
       {"eval.train_tgt_len", ValueType::kInt, "0", "evaluation during training (train.eval_every): segment length (0 = XL "
        "models with memory: min(128, train.tgt_len) as the reference's training loop; others: as the final evaluation)", {}, 0, kMaxLength},
       {"eval.train_mem_len", ValueType::kInt, "-1", "evaluation during training: memory length (-1 = XL models: model.mem_len "

@@ -12,12 +12,15 @@
 namespace recur::model {
 namespace {
 
-// A module that only holds an output bias, so the parameter is named out_layers.i.bias (its weight is
-// the embedding's table).
+// A module that holds an output bias, so the parameter is named out_layers.i.bias (its weight is the
+// embedding's table), and, untied, its own weight [n, width] (out_layers.i.weight).
 class BiasImpl : public torch::nn::Module {
  public:
-  explicit BiasImpl(int64_t n) { bias = register_parameter("bias", torch::zeros({n})); }
-  torch::Tensor bias;
+  BiasImpl(int64_t n, int64_t untied_width) {
+    if (untied_width > 0) weight = register_parameter("weight", torch::empty({n, untied_width}));
+    bias = register_parameter("bias", torch::zeros({n}));
+  }
+  torch::Tensor weight, bias;
 };
 TORCH_MODULE(Bias);
 
@@ -112,9 +115,11 @@ ProjectedAdaptiveLogSoftmaxImpl::ProjectedAdaptiveLogSoftmaxImpl(AdaptiveOptions
   }
   out_layers = register_module("out_layers", torch::nn::ModuleList());
   if (options_.div_val == 1) {
-    out_layers->push_back(Bias(options_.vocab));
+    out_layers->push_back(Bias(options_.vocab, options_.tie_weight ? 0 : options_.width(0)));
   } else {
-    for (int64_t i = 0; i <= n; ++i) out_layers->push_back(Bias(options_.end(i) - options_.begin(i)));
+    for (int64_t i = 0; i <= n; ++i) {
+      out_layers->push_back(Bias(options_.end(i) - options_.begin(i), options_.tie_weight ? 0 : options_.width(i)));
+    }
   }
   projs_.resize(static_cast<size_t>(n + 1));
   if (!options_.projected()) return;
@@ -135,8 +140,15 @@ torch::Tensor ProjectedAdaptiveLogSoftmaxImpl::bias(int64_t i) {
   return clustered() ? b.slice(0, options_.begin(i), options_.end(i)) : b;
 }
 
+torch::Tensor ProjectedAdaptiveLogSoftmaxImpl::weight(int64_t i) {
+  if (options_.tie_weight) return embedding_->weight(i);
+  if (options_.div_val > 1) return out_layers[i]->as<BiasImpl>()->weight;
+  auto w = out_layers[0]->as<BiasImpl>()->weight;
+  return clustered() ? w.slice(0, options_.begin(i), options_.end(i)) : w;
+}
+
 torch::Tensor ProjectedAdaptiveLogSoftmaxImpl::cluster_logits(const torch::Tensor& hidden, int64_t i) {
-  auto weight = embedding_->weight(i);
+  auto weight = this->weight(i);
   auto b = bias(i);
   if (i == 0 && clustered()) {
     weight = torch::cat({weight, cluster_weight}, 0);

@@ -1,7 +1,8 @@
 // Adaptive input and adaptive softmax (Baevski & Auli 2019; Grave et al. 2017) as the reference
 // Transformer-XL builds them (AdaptiveEmbedding, ProjectedAdaptiveLogSoftmax), with its state_dict names.
 // Invariant: output weights are the embedding's tables (tied), registered once, under word_emb; the
-// softmax holds only what is its own (biases, cluster_weight/bias, untied projections).
+// softmax holds only what is its own (biases, cluster_weight/bias, untied projections, and with
+// tie_weight = false its own output weights, out_layers.i.weight, as the reference's tie_weight=False).
 #pragma once
 
 #include <cstdint>
@@ -25,6 +26,9 @@ struct AdaptiveOptions {
   // The tail clusters' output projections are the adaptive input's (the head's stays its own): the
   // reference's WikiText-103 setting, tie_projs = [False] + [True] * n. false: none tied (its lm1b).
   bool tie_projs = true;
+  // The output weights are the embedding's tables (true), or the softmax's own out_layers.i.weight of
+  // the same shapes (false: an untied output layer; the biases are there either way).
+  bool tie_weight = true;
 
   int64_t clusters() const { return static_cast<int64_t>(cutoffs.size()) + 1; }
   int64_t begin(int64_t i) const { return i == 0 ? 0 : cutoffs[i - 1]; }
@@ -60,7 +64,8 @@ class AdaptiveEmbeddingImpl : public torch::nn::Module {
 };
 TORCH_MODULE(AdaptiveEmbedding);
 
-// crit: out_layers.i.bias (div_val = 1: one bias over the vocabulary, out_layers.0), out_projs.i
+// crit: out_layers.i.bias (div_val = 1: one bias over the vocabulary, out_layers.0), out_layers.i.weight
+// shaped as the embedding's table i when not tied, out_projs.i
 // [d_proj, width_i] where projected and not tied, cluster_weight [n, d_embed] and cluster_bias [n]
 // when there are tail clusters. The head scores the shortlist and one logit per tail cluster; as in the
 // reference, tail cluster i (1-based) is the head's column -i (cluster_weight row n - i).
@@ -79,6 +84,7 @@ class ProjectedAdaptiveLogSoftmaxImpl : public torch::nn::Module {
  private:
   torch::Tensor out_proj(int64_t cluster);
   torch::Tensor bias(int64_t cluster);
+  torch::Tensor weight(int64_t cluster);  // the embedding's rows, or the untied out_layers' own
   // hidden [N, d_proj] -> cluster's logits [N, end - begin (+ n for the head)] in fp32.
   torch::Tensor cluster_logits(const torch::Tensor& hidden, int64_t cluster);
 

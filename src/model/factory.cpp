@@ -75,6 +75,10 @@ std::shared_ptr<LanguageModel> make_model(const Config& c, int64_t vocab_size) {
          vocab_size);
   }
   if (type == "r_transformer" || type == "recurrent_transformer" || type == "gpt") {
+    if (!c.get_bool("model.tie_output") || c.get_string("model.init") != "normal") {
+      fail("config error: model.type = {} has its own tied output and initialisation: model.tie_output: false and "
+           "model.init: {} are for the transformer, XL and BRT families", type, c.get_string("model.init"));
+    }
     if (c.get_int("model.n_rsa_heads") != 0) fail("config error: model.type = {} has no RSA heads (model.n_rsa_heads must be 0)", type);
     if (!c.get_int_list("model.cutoffs").empty() || c.get_int("model.div_val") != 1 || c.get_int("model.d_embed") != 0) {
       fail("config error: model.type = {} has one tied embedding table: model.cutoffs, model.div_val and model.d_embed "
@@ -122,6 +126,8 @@ std::shared_ptr<LanguageModel> make_model(const Config& c, int64_t vocab_size) {
   o.d_inner = c.get_int("model.d_inner");
   o.init_seed = c.get_int("train.seed");
   o.init_std = c.get_float("model.init_std");
+  o.init = c.get_string("model.init") == "bhattamishra" ? InitScheme::kBhattamishra : InitScheme::kNormal;
+  o.tie_output = c.get_bool("model.tie_output");
   auto& a = o.attn;
   a.d_model = c.get_int("model.d_model");
   a.n_head = c.get_int("model.n_head");

@@ -4,6 +4,8 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
+
 #include "core/error.h"
 
 namespace recur::model {
@@ -50,6 +52,7 @@ TransformerLm::TransformerLm(LmOptions o) : options_(std::move(o)) {
   adaptive.cutoffs = options_.cutoffs;
   adaptive.div_val = options_.div_val;
   adaptive.tie_projs = options_.tie_projs;
+  adaptive.tie_weight = options_.tie_output;
   word_emb = register_module("word_emb", AdaptiveEmbedding(adaptive));
   if (a.relative) {
     r_w_bias = register_parameter("r_w_bias", torch::empty({a.n_head, a.d_head}));
@@ -74,16 +77,50 @@ TransformerLm::TransformerLm(LmOptions o) : options_(std::move(o)) {
 
 // The reference initialisation: weights N(0, init_std), biases 0, LayerNorm weight N(1, init_std);
 // REM parameters keep their own initialisation, the block-recurrent state parameters get meliad's scales.
+// model.init = bhattamishra: the formal-language code's TransformerModel, i.e. its init_weights (embedding
+// and output weights U(-0.1, 0.1), output bias 0) over PyTorch's module defaults: nn.MultiheadAttention's
+// packed q/k/v projection Xavier-uniform, every other Linear U(+-1/sqrt(fan_in)) for weight and bias,
+// LayerNorm 1 and 0. Parameters it has no counterpart for (relative-attention biases, learned positions,
+// adaptive projections) stay as in the normal scheme.
 void TransformerLm::reset_parameters() {
   torch::NoGradGuard no_grad;
   const double std = options_.init_std;
-  for (auto& item : named_parameters(/*recurse=*/true)) {
+  const bool bhattamishra = options_.init == InitScheme::kBhattamishra;
+  auto params = named_parameters(/*recurse=*/true);
+  auto ends_with = [](const std::string& s, const std::string& tail) {
+    return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+  };
+  for (auto& item : params) {
     const std::string& name = item.key();
     auto& p = item.value();
     if (name.find(".rem.") != std::string::npos) continue;
     bool is_ln = name.find("layer_norm") != std::string::npos || name.rfind("ln_f", 0) == 0;
-    bool is_bias = (name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0) || name == "crit.cluster_bias";
+    bool is_bias = ends_with(name, ".bias") || name == "crit.cluster_bias";
     bool is_proj = name.find("_projs.") != std::string::npos;  // adaptive projections: the reference's proj_init_std
+    bool is_table = name.rfind("word_emb.emb_layers.", 0) == 0 || (name.rfind("crit.out_layers.", 0) == 0 && !is_bias);
+    if (bhattamishra && !is_proj) {
+      if (is_ln) {
+        p.fill_(is_bias ? 0.0 : 1.0);
+        continue;
+      }
+      if (is_table) {
+        p.uniform_(-0.1, 0.1);
+        continue;
+      }
+      if (ends_with(name, "qkv_net.weight")) {
+        const double bound = std::sqrt(6.0 / static_cast<double>(p.size(0) + p.size(1)));  // Xavier-uniform
+        p.uniform_(-bound, bound);
+        continue;
+      }
+      // A Linear's weight [out, in], or its bias (fan_in from the weight beside it); crit biases have none: 0.
+      const std::string weight_name = is_bias ? name.substr(0, name.size() - 5) + ".weight" : name;
+      const torch::Tensor* weight = params.find(weight_name);
+      if (weight != nullptr && weight->dim() == 2 && ends_with(weight_name, ".weight")) {
+        const double bound = 1.0 / std::sqrt(static_cast<double>(weight->size(1)));
+        p.uniform_(-bound, bound);
+        continue;
+      }
+    }
     if (is_bias) p.zero_();
     else if (is_proj) p.normal_(0.0, 0.01);
     else if (is_ln) p.normal_(1.0, std);

@@ -19,6 +19,9 @@
 namespace recur::model {
 
 enum class PosEncoding { kSinusoidal, kLearned, kNone };
+// model.init: the Transformer-XL reference's N(0, init_std), or Bhattamishra et al.'s formal-language
+// Transformer (embedding and output weights U(-0.1, 0.1), the rest PyTorch's module defaults).
+enum class InitScheme { kNormal, kBhattamishra };
 
 struct LmOptions {
   std::string type = "xl";
@@ -27,6 +30,8 @@ struct LmOptions {
   int64_t d_inner = 2048;
   int64_t init_seed = 1;
   double init_std = 0.02;
+  InitScheme init = InitScheme::kNormal;
+  bool tie_output = true;              // false: the output layer has its own weight (crit.out_layers.0.weight)
   AttentionOptions attn;               // per layer; attn.rem is filled per layer by rem_for_layer
   std::function<std::optional<RemOptions>(int64_t layer)> rem_for_layer;
   // Transformer-XL

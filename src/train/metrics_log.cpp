@@ -97,7 +97,16 @@ void MetricsLog::eval(int64_t step, const nlohmann::json& e) {
   if (!enabled_) return;
   out_ << nlohmann::json{{"step", step}, {"eval", e}}.dump() << "\n";
   out_.flush();
-  if (tb_) tb_->scalars(step, tb_scalars(e, "eval/"));
+  if (tb_) {
+    auto scalars = tb_scalars(e, "eval/");
+    if (e.contains("splits")) {  // eval.every_epoch: the other splits as eval/NAME/...
+      for (const auto& [name, split] : e["splits"].items()) {
+        auto more = tb_scalars(split, "eval/" + name + "/");
+        scalars.insert(scalars.end(), more.begin(), more.end());
+      }
+    }
+    tb_->scalars(step, scalars);
+  }
   spdlog::info("eval at step {}: {}", step, e.dump());
 }
 

@@ -80,7 +80,13 @@ Config with_eval_settings(const Config& c, const EvalSettings& s) {
 
 void check_eval_settings(const Config& c) {
   check_eval(c, final_eval_settings(c), "final");
-  if (c.get_int("train.eval_every") > 0) check_eval(c, periodic_eval_settings(c), "during-training");
+  const bool every_epoch = c.get_bool("eval.every_epoch");
+  if (c.get_int("train.eval_every") > 0 || every_epoch) check_eval(c, periodic_eval_settings(c), "during-training");
+  const double stop_at = c.get_float("train.stop_at_mean_accuracy");
+  if (stop_at > 0 && !every_epoch) {
+    fail("config error: train.stop_at_mean_accuracy = {} needs eval.every_epoch: true (the mean is taken over valid and "
+         "eval.extra_splits at each epoch's evaluation)", stop_at);
+  }
 }
 
 void check_splits(const Config& c, const data::Dataset& ds) {

@@ -36,7 +36,8 @@ EvalSettings periodic_eval_settings(const Config& config);
 // A copy of `config` whose eval.tgt_len/mem_len/clamp_len/same_length are `s` (what evaluate() reads).
 Config with_eval_settings(const Config& config, const EvalSettings& s);
 
-// Throws a recur::Error naming the problem: both evaluation settings against the model type.
+// Throws a recur::Error naming the problem: both evaluation settings against the model type, and
+// train.stop_at_mean_accuracy without the per-epoch evaluation it reads (eval.every_epoch).
 void check_eval_settings(const Config& config);
 // Every split the run will read exists: train, valid (evaluated during and after training) and each
 // of eval.extra_splits; so a missing split ends the run before step 1, not after the last step.

@@ -80,7 +80,7 @@ torch::Tensor Step::forward_backward(const Batch& all, model::State* state) {
       Autocast autocast(options_.bf16, all.input.device());
       const model::State in = state->empty() || accum == 1 ? *state : state->rows(m * micro, (m + 1) * micro);
       out = model_.forward(b.input, in);
-      loss = task_loss(options_.task, model_, out, b);  // from the logits, or the model's adaptive softmax
+      loss = task_loss(options_.task, model_, out, b, options_.label_loss);  // from the logits, or the model's adaptive softmax
     }
     // 3. backward; the reducer communicates during the last micro-batch's backward
     if (reducer_ && m + 1 == accum) reducer_->prepare_for_sync();

@@ -31,6 +31,7 @@ struct StepOptions {
   int64_t grad_accum = 1;  // micro-batches per step (the rows must divide)
   bool bf16 = false;       // autocast the forward to bf16
   double clip = 0.0;       // global gradient-norm clip (0 = off)
+  LabelLoss label_loss = LabelLoss::kBce;  // train.label_loss (label-set task only)
 };
 
 class Step {

@@ -93,23 +93,33 @@ torch::Tensor label_bits(const torch::Tensor& sets, int64_t vocab) {
   return sets.unsqueeze(-1).bitwise_and(bit).ne(0).to(torch::kFloat32);  // [R, T, V]
 }
 
-torch::Tensor task_loss(Task task, const torch::Tensor& logits, const Batch& b) {
+LabelLoss label_loss_of(const std::string& name) {
+  if (name == "bce") return LabelLoss::kBce;
+  if (name == "mse") return LabelLoss::kMse;
+  fail("config error: train.label_loss = '{}' (bce or mse)", name);
+}
+
+torch::Tensor label_loss_per_position(const torch::Tensor& logits, const torch::Tensor& sets, LabelLoss loss) {
+  namespace F = torch::nn::functional;
+  auto bits = label_bits(sets, logits.size(-1)).to(logits.dtype());
+  if (loss == LabelLoss::kMse) return (torch::sigmoid(logits) - bits).square().mean(-1);
+  return F::binary_cross_entropy_with_logits(logits, bits, F::BinaryCrossEntropyWithLogitsFuncOptions().reduction(torch::kNone))
+      .mean(-1);
+}
+
+torch::Tensor task_loss(Task task, const torch::Tensor& logits, const Batch& b, LabelLoss label) {
   const int64_t V = logits.size(-1);
   namespace F = torch::nn::functional;
   if (task == Task::kStream && !b.weight.defined()) return F::cross_entropy(logits.reshape({-1, V}), b.target.reshape({-1}));
-  if (task == Task::kLabelSets) {
-    auto per = F::binary_cross_entropy_with_logits(logits, label_bits(b.target, V).to(logits.dtype()),
-                                                   F::BinaryCrossEntropyWithLogitsFuncOptions().reduction(torch::kNone))
-                   .mean(-1);
-    return weighted_mean(per, b.weight);
-  }
+  if (task == Task::kLabelSets) return weighted_mean(label_loss_per_position(logits, b.target, label), b.weight);
   auto per = F::cross_entropy(logits.reshape({-1, V}), b.target.reshape({-1}),
                               F::CrossEntropyFuncOptions().reduction(torch::kNone));
   return weighted_mean(per, b.weight.reshape({-1}));
 }
 
-torch::Tensor task_loss(Task task, model::LanguageModel& model, const model::ForwardResult& out, const Batch& b) {
-  if (out.logits.defined()) return task_loss(task, out.logits.to(torch::kFloat32), b);
+torch::Tensor task_loss(Task task, model::LanguageModel& model, const model::ForwardResult& out, const Batch& b,
+                        LabelLoss label) {
+  if (out.logits.defined()) return task_loss(task, out.logits.to(torch::kFloat32), b, label);
   require_next_token(task);
   auto per = model.output_nll(out, b.target);
   return b.weight.defined() ? weighted_mean(per, b.weight) : per.mean();
@@ -120,10 +130,8 @@ void EvalSums::add(Task task, const torch::Tensor& logits, const Batch& b) {
   namespace F = torch::nn::functional;
   auto l64 = logits.to(torch::kFloat64);
   if (task == Task::kLabelSets) {
-    auto bits = label_bits(b.target, V).to(torch::kFloat64);
-    auto per = F::binary_cross_entropy_with_logits(l64, bits, F::BinaryCrossEntropyWithLogitsFuncOptions().reduction(torch::kNone))
-                   .mean(-1);
-    accumulate(task, per, b, l64.gt(0).eq(bits.gt(0.5)).all(-1));
+    auto bits = label_bits(b.target, V);
+    accumulate(task, label_loss_per_position(l64, b.target, label_), b, l64.gt(0).eq(bits.gt(0.5)).all(-1));
     return;
   }
   auto per = F::cross_entropy(l64.reshape({-1, V}), b.target.reshape({-1}),

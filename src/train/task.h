@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include <nlohmann/json.hpp>
 #include <torch/types.h>
@@ -24,6 +25,10 @@ namespace recur::train {
 // next token is determined), or the formal languages' multi-label task (the set of symbols that may
 // follow each prefix).
 enum class Task { kStream, kExamples, kLabelSets };
+// train.label_loss, per symbol of a label set: binary cross-entropy on the logit, or the squared error of
+// sigmoid(logit) against the 0/1 label (Bhattamishra et al.'s code); both averaged over the symbols.
+enum class LabelLoss { kBce, kMse };
+LabelLoss label_loss_of(const std::string& name);  // "bce" | "mse"
 
 Task task_of(const data::Dataset& dataset);
 // WikiText-103 reports perplexity; every other corpus bits per character.
@@ -50,16 +55,23 @@ void weight_last_positions(Batch* batch, int64_t last);
 // Label sets (bit masks over the vocabulary, [R, T] int64) as {0,1} floats [R, T, V] on their device.
 torch::Tensor label_bits(const torch::Tensor& sets, int64_t vocab);
 
-// Mean loss over the counted positions (a 0-dim tensor on the logits' device).
-torch::Tensor task_loss(Task task, const torch::Tensor& logits, const Batch& batch);
+// Label sets: the loss per position [R, T] (the mean over the V symbols), in the logits' dtype.
+torch::Tensor label_loss_per_position(const torch::Tensor& logits, const torch::Tensor& sets, LabelLoss loss);
+
+// Mean loss over the counted positions (a 0-dim tensor on the logits' device). `label` is the label-set
+// task's loss (ignored by the others).
+torch::Tensor task_loss(Task task, const torch::Tensor& logits, const Batch& batch, LabelLoss label = LabelLoss::kBce);
 // The same for a forward's result: from its logits, or, where the model leaves them undefined (adaptive
 // softmax), from model.output_nll (next-token tasks only).
-torch::Tensor task_loss(Task task, model::LanguageModel& model, const model::ForwardResult& out, const Batch& batch);
+torch::Tensor task_loss(Task task, model::LanguageModel& model, const model::ForwardResult& out, const Batch& batch,
+                        LabelLoss label = LabelLoss::kBce);
 
 // Running evaluation sums, kept as fp64 tensors on the device of the logits: nothing is read back to
 // the host until result().
 class EvalSums {
  public:
+  // `label`: the loss summed for label sets (the training loss's kind, so the two compare).
+  explicit EvalSums(LabelLoss label = LabelLoss::kBce) : label_(label) {}
   void add(Task task, const torch::Tensor& logits, const Batch& batch);
   // The same for a forward's result. Without logits (adaptive softmax) only the loss is summed: the
   // split then reports no token or sequence accuracy (an argmax would need every word's probability).
@@ -73,6 +85,7 @@ class EvalSums {
  private:
   // per: fp64 loss per position [R, T]; correct: per-position correctness (undefined = not known).
   void accumulate(Task task, const torch::Tensor& per, const Batch& batch, const torch::Tensor& correct);
+  LabelLoss label_;
   torch::Tensor sums_;
   bool accuracy_ = true;
 };

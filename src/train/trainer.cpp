@@ -32,6 +32,7 @@
 #include "parallel/model_sync.h"
 #include "parallel/reducer.h"
 #include "train/batch_source.h"
+#include "train/best_evals.h"
 #include "train/metrics_log.h"
 #include "train/optimizer.h"
 #include "train/options.h"
@@ -160,7 +161,7 @@ nlohmann::json evaluate(model::LanguageModel& model, const data::Dataset& ds, co
   }
   torch::NoGradGuard no_grad;
   const torch::Device device = model.parameters().front().device();
-  EvalSums sums;  // on the device: read once at the end
+  EvalSums sums(label_loss_of(c.get_string("train.label_loss")));  // on the device: read once at the end
   data::TokenBatch tb;
   int64_t T = c.get_int("eval.tgt_len");
   if (T == 0) T = c.get_int("train.tgt_len");
@@ -223,6 +224,20 @@ nlohmann::json evaluate(model::LanguageModel& model, const data::Dataset& ds, co
   }
   return j;
 }
+
+namespace {
+// valid's evaluation, with each split of eval.extra_splits under "splits".NAME when `extra` (the shape of
+// eval.json, and of the evaluation records of eval.every_epoch).
+nlohmann::json evaluate_splits(model::LanguageModel& model, const data::Dataset& ds, const Config& c, bool extra) {
+  nlohmann::json e = evaluate(model, ds, "valid", c);
+  if (!extra) return e;
+  for (const auto& split : c.get_string_list("eval.extra_splits")) {
+    if (!ds.has_split(split)) fail("eval.extra_splits: the dataset {} has no split '{}'", ds.dir(), split);
+    e["splits"][split] = evaluate(model, ds, split, c);
+  }
+  return e;
+}
+}  // namespace
 
 torch::Device resolve_device(const Config& c, const parallel::LaunchInfo& launch) {
   const std::string d = c.get_string("train.device");
@@ -290,6 +305,12 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const 
   check_splits(c, ds);  // every split the run will evaluate, before step 1
   const Task task = task_of(ds);
   const int64_t vocab = static_cast<int64_t>(ds.manifest().vocab.size);
+  const bool every_epoch = c.get_bool("eval.every_epoch");
+  const double stop_at = c.get_float("train.stop_at_mean_accuracy");
+  if (stop_at > 0 && task == Task::kStream) {
+    fail("config error: train.stop_at_mean_accuracy = {} needs sequence accuracies, but {} is a token stream (it is for "
+         "datasets of examples, e.g. `recur gen formal`)", stop_at, ds.dir());
+  }
 
   // 2. model, replicas and reducer (the evaluation settings are checked against the model now, not at
   // the first evaluation). Control collectives (model check, the per-step flags, the final parameter
@@ -315,7 +336,8 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const 
   // recurrent state.
   torch::manual_seed(static_cast<uint64_t>(o.seed) + 1 + static_cast<uint64_t>(rank));  // dropout
   auto opt = make_optimizer(o, model->parameters());
-  Step step_fn(*model, *opt, reducer.get(), StepOptions{task, o.grad_accum, o.bf16, o.clip});
+  Step step_fn(*model, *opt, reducer.get(),
+               StepOptions{task, o.grad_accum, o.bf16, o.clip, label_loss_of(c.get_string("train.label_loss"))});
   const int64_t local_rows = o.batch_size / world, first_row = rank * local_rows;
   checkpoint::Checkpointer ckpt(run_dir, c, comm);
   checkpoint::Progress progress;
@@ -336,6 +358,18 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const 
   const int64_t start_step = progress.step, steps = o.steps;
   source.start(start_step);
   MetricsLog log(run_dir, lead, task, word_level(ds), steps, start_step, c.get_bool("log.tensorboard"));
+  // Each split's best evaluation and the stop rule (eval.every_epoch), re-derived on a resume from the
+  // evaluation records metrics.jsonl keeps (those up to the checkpoint's step); a run that stopped by the
+  // rule (train.stop_at_mean_accuracy) and is resumed does not train on.
+  BestEvals best(stop_at);
+  if (lead && every_epoch) best.add_metrics(run_dir);
+  bool stopped_before = best.stop_step() > 0;
+  if (world > 1) {
+    auto t = torch::tensor({stopped_before ? 1.0 : 0.0}, torch::kFloat64);
+    host->all_reduce_sum(t);
+    stopped_before = t.item<double>() > 0;
+  }
+  int64_t end_step = stopped_before ? start_step : steps;
   if (lead) {
     spdlog::info("training {} ({} parameters) on {} ({} train tokens), {} steps of batch {} on {} rank(s) ({}, {}), {} order",
                  model->type(), model::count_parameters(*model), ds.dir(), td.train_tokens, steps, o.batch_size, world,
@@ -365,7 +399,8 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const 
     if (lead) spdlog::info(ckpt.saving() ? "checkpoint {} (writing in the background)" : "checkpoint {}", dir);
   };
   int64_t unread_from = start_step;  // first step whose loss has not been read (GPU: deferred reads)
-  for (int64_t step = start_step; step < steps; ++step) {
+  const int64_t steps_per_epoch = source.steps_per_epoch();
+  for (int64_t step = start_step; step < end_step; ++step) {
     // 4a. fetch
     data::TokenBatch batch = source.next();
     if (batch.epoch_start || task != Task::kStream) state = model::State();
@@ -382,7 +417,8 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const 
     bool stop = checkpoint::stop_requested();
     bool due = ckpt.due(step + 1) || step + 1 == steps;
     const bool log_point = (step + 1) % o.log_every == 0 || step + 1 == steps;
-    const bool eval_point = o.eval_every > 0 && (step + 1) % o.eval_every == 0 && step + 1 < steps;
+    const bool epoch_end = every_epoch && ((step + 1) % steps_per_epoch == 0 || step + 1 == steps);
+    const bool eval_point = epoch_end || (o.eval_every > 0 && (step + 1) % o.eval_every == 0 && step + 1 < steps);
     const bool read = losses.add(loss, log_point || eval_point, &stop, &due);
     if (read && !std::isfinite(losses.sum())) {
       if (!o.skip_nan) {
@@ -418,11 +454,29 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const 
     }
     if (due) save(step + 1, losses.last(), /*wait=*/step + 1 == steps);
     // 4g. evaluate: every rank evaluates (the same work, in parallel), so no rank waits in a collective
-    // while rank 0 alone evaluates; rank 0 writes the record
+    // while rank 0 alone evaluates; rank 0 writes the record. With eval.every_epoch every split is
+    // evaluated, and the stop rule may end the run here: the open window is logged and the step
+    // checkpointed, so the run ends as cleanly as at its last step.
     if (eval_point) {
-      auto e = evaluate(*model, ds, "valid", periodic_eval);
+      auto e = evaluate_splits(*model, ds, periodic_eval, every_epoch);
       e["step"] = step + 1;
       log.eval(step + 1, e);
+      bool reached = best.add(step + 1, e);
+      if (world > 1) {  // the ranks' evaluations agree, but a stop must be unanimous
+        auto t = torch::tensor({reached ? 1.0 : 0.0}, torch::kFloat64);
+        host->all_reduce_sum(t);
+        reached = t.item<double>() > 0;
+      }
+      if (reached && step + 1 < steps) {
+        if (lead) {
+          spdlog::info("step {}: mean sequence accuracy over the splits {} >= {} (train.stop_at_mean_accuracy): stopping",
+                       step + 1, mean_sequence_accuracy(e), stop_at);
+        }
+        if (window.steps > 0) log.log(step + 1, lr, &window);
+        if (!due) save(step + 1, losses.last(), /*wait=*/true);
+        end_step = step + 1;
+        break;
+      }
     }
   }
   ckpt.wait();
@@ -433,14 +487,15 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const 
   if (!identical) fail("rank {}: parameters differ between ranks after training (data-parallel bug)", rank);
   nlohmann::json result;
   const std::string eval_path = run_dir + "/eval.json";
-  const bool finished_before = start_step == steps;  // a finished run, resumed: nothing new to evaluate
+  const bool finished_before = start_step == end_step;  // a finished run, resumed: nothing new to evaluate
   if (lead && finished_before && path_exists(eval_path) &&
-      nlohmann::json::parse(read_file(eval_path)).value("step", int64_t{-1}) == steps) {
+      nlohmann::json::parse(read_file(eval_path)).value("step", int64_t{-1}) == end_step) {
     result = nlohmann::json::parse(read_file(eval_path));
   } else if (lead || !finished_before) {
     if (lead) torch::save(model, run_dir + "/model.pt");
-    result = evaluate(*model, ds, "valid", c);
-    result["step"] = steps;
+    // Other splits evaluated at the end too (e.g. a formal language's bin 1 = test).
+    result = evaluate_splits(*model, ds, c, /*extra=*/true);
+    result["step"] = end_step;
     result["model"] = model->type();
     result["parameters"] = model::count_parameters(*model);
     result["ranks"] = world;
@@ -448,10 +503,12 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const 
     result["train_seconds"] = log.elapsed_s();
     result["device"] = device.str();
     if (reducer) result["buckets"] = reducer->num_buckets();
-    // Other splits evaluated at the end too (e.g. a formal language's bin 1 = test).
-    for (const auto& split : c.get_string_list("eval.extra_splits")) {
-      if (!ds.has_split(split)) fail("eval.extra_splits: the dataset {} has no split '{}'", ds.dir(), split);
-      result["splits"][split] = evaluate(*model, ds, split, c);
+    // The paper's protocol beside ours (the last step's, above): each split's best evaluation during
+    // training, and where the stop rule ended the run.
+    if (every_epoch) result["best"] = best.to_json();
+    if (end_step < steps) {
+      result["stopped_early"] = {{"step", end_step}, {"steps", steps}, {"threshold", stop_at},
+                                 {"mean_sequence_accuracy", best.stop_mean()}};
     }
     if (lead) write_file_atomic(eval_path, result.dump(2) + "\n");
   }

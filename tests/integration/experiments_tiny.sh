@@ -38,6 +38,20 @@ for f in ["fl/sweep-1-splits.test.sequence_accuracy.png", "fl/table2.png", "fl/t
     assert os.path.getsize(os.path.join(tmp, f)) > 0, f
 print("both tiny experiments wrote accuracies (both bins), gates, REM parameters, tables and plots")
 PY
+# The reference protocol's tiny sweep: every bin every epoch, each bin's best beside the last epoch's.
+"$src/scripts/experiment" formal-languages --tiny --reference --agents 2 --out "$tmp/flr" > "$tmp/flr.out" 2>&1 || { cat "$tmp/flr.out"; echo "FAIL: formal-languages --reference"; exit 1; }
+python3 - "$tmp" <<'PY'
+import json, sys
+tmp = sys.argv[1]
+trials = json.load(open(tmp + "/flr/trials.json"))["trials"]
+assert len(trials) == 4 and all(t["state"] == "succeeded" for t in trials), trials
+for t in trials:
+    r = t["result"]
+    for split, last in (("valid", r["sequence_accuracy"]), ("test", r["splits"]["test"]["sequence_accuracy"])):
+        assert r["best"][split]["sequence_accuracy"] >= last and r["best"][split]["step"] in (8, 16), r["best"]
+table = open(tmp + "/flr/results.md").read()
+assert "best bin 1" in table and "Mean ± sd over seeds" in table, table
+PY
 # A second run finds the finished sweeps and does not train again.
 "$src/scripts/experiment" formal-languages --tiny --agents 2 --out "$tmp/fl" > "$tmp/fl2.out" 2>&1
 grep -q "found in" "$tmp/fl2.out" || { cat "$tmp/fl2.out"; echo "FAIL: the second run did not reuse the sweep"; exit 1; }

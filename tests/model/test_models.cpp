@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <set>
 
 #include "core/config.h"
@@ -148,6 +149,77 @@ TEST(Models, InconsistentSettingsAreClearErrors) {
   EXPECT_THAT(error_of(tiny("xl", {"model.vocab_size=49"})), HasSubstr("vocabulary has 50"));
   EXPECT_THAT(error_of(tiny("xl", {"model.n_rsa_heads=2"})), HasSubstr("has no RSA heads"));
   EXPECT_THAT(error_of(tiny("rsa_xl", {"model.rem_types=[1,1,1]"})), HasSubstr("six counts"));
+}
+
+// model.tie_output: false gives the output layer its own weight beside the bias it always has, so the
+// count grows by exactly V x d; the logits are then hidden . W^T + b with that W (checked with W = 0:
+// every logit is its bias, whatever the embedding).
+TEST(Models, UntiedOutputIsALinearWithBias) {
+  const int64_t V = 50, d = 32;
+  for (const std::string type : {"transformer", "rsa_transformer", "xl"}) {
+    auto tied = make_model(tiny(type), V);
+    auto untied = make_model(tiny(type, {"model.tie_output=false"}), V);
+    EXPECT_EQ(count_parameters(*untied) - count_parameters(*tied), V * d) << type;
+    auto params = untied->named_parameters();
+    ASSERT_TRUE(params.contains("crit.out_layers.0.weight")) << type;
+    EXPECT_EQ(params["crit.out_layers.0.weight"].sizes(), torch::IntArrayRef({V, d}));
+    EXPECT_FALSE(tied->named_parameters().contains("crit.out_layers.0.weight"));
+    {
+      torch::NoGradGuard no_grad;
+      params["crit.out_layers.0.weight"].zero_();
+      params["crit.out_layers.0.bias"].copy_(torch::arange(V, torch::kFloat32) * 0.1);
+    }
+    untied->eval();
+    auto tokens = torch::randint(0, V, {2, 8}, torch::kInt64);
+    auto logits = untied->forward(tokens, State()).logits;
+    auto expected = (torch::arange(V, torch::kFloat32) * 0.1).view({1, 1, V}).expand({2, 8, V});
+    EXPECT_TRUE(torch::allclose(logits, expected)) << type;
+    // Training the untied head leaves the embedding's gradient free of the output term: the output
+    // weight gets its own gradient.
+    untied->train();
+    untied->forward(tokens, State()).logits.sum().backward();
+    EXPECT_TRUE(params["crit.out_layers.0.weight"].grad().defined()) << type;
+  }
+  // Adaptive softmax untied: each cluster's table gets an output twin (one table with div_val 1).
+  auto a_tied = make_model(tiny("xl", {"model.cutoffs=[20]", "model.div_val=2"}), V);
+  auto a_untied = make_model(tiny("xl", {"model.cutoffs=[20]", "model.div_val=2", "model.tie_output=false"}), V);
+  EXPECT_EQ(count_parameters(*a_untied) - count_parameters(*a_tied), 20 * 32 + 30 * 16);
+  EXPECT_THAT(error_of(tiny("gpt", {"model.tie_output=false", "model.pos_enc=learned"})), HasSubstr("model.tie_output"));
+  EXPECT_THAT(error_of(tiny("gpt", {"model.init=bhattamishra", "model.pos_enc=learned"})), HasSubstr("model.init"));
+}
+
+// model.init: bhattamishra against the formal-language code's TransformerModel: its init_weights
+// (embedding and output weights U(-0.1, 0.1), output bias 0) over PyTorch's defaults (q/k/v Xavier-
+// uniform on the packed [3d, d] projection, Linear U(+-1/sqrt(fan_in)), LayerNorm 1 and 0). Each
+// range is checked both ways: nothing outside it, and the values fill it (a uniform, not a narrow normal).
+TEST(Models, BhattamishraInitialisationRanges) {
+  const int64_t V = 50, d = 32, inner = 64;
+  auto model = make_model(tiny("rsa_transformer", {"model.init=bhattamishra", "model.tie_output=false"}), V);
+  auto params = model->named_parameters();
+  auto fills = [](const torch::Tensor& p, double bound, const std::string& name) {
+    const double max = p.abs().max().item<double>();
+    EXPECT_LE(max, bound) << name;
+    EXPECT_GT(max, 0.9 * bound) << name;
+    EXPECT_LT(std::abs(p.mean().item<double>()), 0.2 * bound) << name;
+  };
+  fills(params["word_emb.emb_layers.0.weight"], 0.1, "embedding");
+  fills(params["crit.out_layers.0.weight"], 0.1, "output weight");
+  EXPECT_EQ(params["crit.out_layers.0.bias"].abs().max().item<double>(), 0.0);
+  fills(params["layers.0.dec_attn.qkv_net.weight"], std::sqrt(6.0 / (d + 3 * d)), "qkv (Xavier)");
+  fills(params["layers.0.dec_attn.o_net.weight"], 1.0 / std::sqrt(d), "o_net");
+  fills(params["layers.1.pos_ff.CoreNet.0.weight"], 1.0 / std::sqrt(d), "ff 1 weight");
+  fills(params["layers.1.pos_ff.CoreNet.0.bias"], 1.0 / std::sqrt(d), "ff 1 bias");
+  fills(params["layers.1.pos_ff.CoreNet.3.weight"], 1.0 / std::sqrt(inner), "ff 2 weight");
+  fills(params["layers.1.pos_ff.CoreNet.3.bias"], 1.0 / std::sqrt(inner), "ff 2 bias");
+  for (const char* ln : {"layers.0.dec_attn.layer_norm", "layers.1.pos_ff.layer_norm"}) {
+    EXPECT_TRUE(torch::equal(params[std::string(ln) + ".weight"], torch::ones({d}))) << ln;
+    EXPECT_TRUE(torch::equal(params[std::string(ln) + ".bias"], torch::zeros({d}))) << ln;
+  }
+  // The REM parameters keep their own initialisation: the same as under the normal scheme.
+  auto normal = make_model(tiny("rsa_transformer", {"model.tie_output=false"}), V)->named_parameters();
+  EXPECT_TRUE(torch::equal(params["layers.0.dec_attn.rem.eta"], normal["layers.0.dec_attn.rem.eta"]));
+  // The normal scheme is unchanged: N(0, 0.02) for the embedding.
+  EXPECT_LT(normal["word_emb.emb_layers.0.weight"].std().item<double>(), 0.03);
 }
 
 }  // namespace

@@ -152,6 +152,115 @@ TEST_F(TrainerTest, FormalLanguageRunReportsSequenceAccuracy) {
   EXPECT_EQ(test["sequences"].get<double>(), 50.0);
 }
 
+// eval.every_epoch on a small D_2 (25 steps an epoch): metrics.jsonl holds an evaluation of both bins at
+// every epoch's end, eval.json's best.NAME is each bin's best over those records (>= the last epoch's,
+// possibly at different steps), the stop rule ends the run at the first epoch whose mean reaches the
+// threshold with a final checkpoint and eval.json, and a resumed run re-derives the best from metrics.jsonl.
+class EpochEvalTest : public TrainerTest {
+ protected:
+  static void SetUpTestSuite() {
+    TrainerTest::SetUpTestSuite();
+    data::FormalSpec spec = data::default_formal_spec(data::FormalLanguage::kD2, 5);
+    spec.train = {200, 2, 20};
+    spec.bin0 = {40, 2, 20};
+    spec.bin1 = {40, 21, 30};
+    data::write_formal_dataset(spec, root_ + "/d2-epochs", false);
+  }
+  static Config fl(std::vector<std::string> sets) {
+    std::vector<std::string> all = {"data.path=" + root_ + "/d2-epochs", "train.batch_size=8", "model.max_len=64",
+                                    "train.log_every=10", "eval.every_epoch=true", "eval.extra_splits=[test]",
+                                    "model.tie_output=false", "model.init=bhattamishra", "train.label_loss=mse",
+                                    "train.clip=0", "train.lr=1e-2", "checkpoint.every_minutes=0"};
+    all.insert(all.end(), sets.begin(), sets.end());
+    return Config::load(std::string(RECUR_SOURCE_DIR) + "/configs/tiny/transformer.yaml", all);
+  }
+};
+
+TEST_F(EpochEvalTest, EveryEpochEvaluatesBothBinsAndReportsEachBinsBest) {
+  const std::string run = root_ + "/run-epochs";
+  auto result = run_training(fl({"train.steps=100"}), run);
+  auto evals = read_metrics(run).evals;
+  ASSERT_EQ(evals.size(), 4u);
+  double best_valid = -1, best_test = -1;
+  for (size_t k = 0; k < evals.size(); ++k) {
+    EXPECT_EQ(evals[k]["step"], 25 * static_cast<int64_t>(k + 1));
+    const auto& e = evals[k]["eval"];
+    ASSERT_TRUE(e.contains("sequence_accuracy") && e["splits"]["test"].contains("sequence_accuracy")) << e.dump();
+    EXPECT_EQ(e["sequences"].get<double>(), 40.0);
+    EXPECT_EQ(e["splits"]["test"]["sequences"].get<double>(), 40.0);
+    best_valid = std::max(best_valid, e["sequence_accuracy"].get<double>());
+    best_test = std::max(best_test, e["splits"]["test"]["sequence_accuracy"].get<double>());
+  }
+  // Ours: the last step's (the last record's numbers, evaluated again at the end).
+  EXPECT_EQ(result["step"], 100);
+  EXPECT_DOUBLE_EQ(result["sequence_accuracy"].get<double>(), evals.back()["eval"]["sequence_accuracy"].get<double>());
+  EXPECT_DOUBLE_EQ(result["splits"]["test"]["sequence_accuracy"].get<double>(),
+                   evals.back()["eval"]["splits"]["test"]["sequence_accuracy"].get<double>());
+  // The paper's: each bin's best, with its step.
+  ASSERT_TRUE(result.contains("best")) << result.dump();
+  EXPECT_DOUBLE_EQ(result["best"]["valid"]["sequence_accuracy"].get<double>(), best_valid);
+  EXPECT_DOUBLE_EQ(result["best"]["test"]["sequence_accuracy"].get<double>(), best_test);
+  EXPECT_GE(best_valid, result["sequence_accuracy"].get<double>());
+  EXPECT_GE(best_test, result["splits"]["test"]["sequence_accuracy"].get<double>());
+  for (const char* split : {"valid", "test"}) {
+    const int64_t at = result["best"][split]["step"].get<int64_t>();
+    EXPECT_TRUE(at % 25 == 0 && at >= 25 && at <= 100) << split << " " << at;
+  }
+  EXPECT_FALSE(result.contains("stopped_early"));
+  EXPECT_EQ(nlohmann::json::parse(read_file(run + "/eval.json"))["best"], result["best"]);
+
+  // Resumed: two epochs, then two more from the checkpoint; the best comes back from metrics.jsonl.
+  const std::string split_run = root_ + "/run-epochs-resumed";
+  run_training(fl({"train.steps=50"}), split_run);
+  auto resumed = run_training(fl({"train.steps=100"}), split_run, "auto");
+  EXPECT_EQ(resumed["best"], result["best"]);
+  EXPECT_EQ(read_metrics(split_run).evals.size(), 4u);
+
+  // The stop rule: a threshold first met by the mean at an epoch before the last ends the run there.
+  double threshold = 0;
+  int64_t first = 0;
+  for (const auto& r : evals) {
+    const auto& e = r["eval"];
+    const double mean = (e["sequence_accuracy"].get<double>() + e["splits"]["test"]["sequence_accuracy"].get<double>()) / 2;
+    if (r["step"].get<int64_t>() < 100 && mean > threshold) threshold = mean;
+  }
+  ASSERT_GT(threshold, 0.0) << "the model learned nothing in three epochs; the stop rule cannot be tested";
+  for (const auto& r : evals) {
+    const auto& e = r["eval"];
+    const double mean = (e["sequence_accuracy"].get<double>() + e["splits"]["test"]["sequence_accuracy"].get<double>()) / 2;
+    if (first == 0 && mean >= threshold) first = r["step"].get<int64_t>();
+  }
+  const std::string stop_run = root_ + "/run-epochs-stop";
+  auto stopped = run_training(fl({"train.steps=100", fmt::format("train.stop_at_mean_accuracy={:.17g}", threshold - 1e-9)}), stop_run);
+  ASSERT_TRUE(stopped.contains("stopped_early")) << stopped.dump();
+  EXPECT_EQ(stopped["stopped_early"]["step"], first);
+  EXPECT_EQ(stopped["step"], first);
+  EXPECT_EQ(read_metrics(stop_run).evals.size(), static_cast<size_t>(first / 25));
+  EXPECT_LE(read_metrics(stop_run).train.back()["step"].get<int64_t>(), first);
+  EXPECT_EQ(read_metrics(stop_run).train.back()["step"].get<int64_t>(), first);  // the open window was logged
+  EXPECT_TRUE(path_exists(stop_run + "/model.pt"));
+  // Resumed, the stopped run trains no further and keeps its result.
+  auto again = run_training(fl({"train.steps=100", fmt::format("train.stop_at_mean_accuracy={:.17g}", threshold - 1e-9)}),
+                            stop_run, "auto");
+  EXPECT_EQ(again["step"], first);
+  EXPECT_EQ(read_metrics(stop_run).evals.size(), static_cast<size_t>(first / 25));
+}
+
+TEST_F(EpochEvalTest, StopRuleNeedsTheEpochEvaluation) {
+  try {
+    run_training(fl({"train.steps=10", "eval.every_epoch=false", "train.stop_at_mean_accuracy=0.999"}), root_ + "/run-bad-stop");
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("needs eval.every_epoch"));
+  }
+  try {
+    run_training(fl({"train.label_loss=l2"}), root_ + "/run-bad-loss");
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("train.label_loss"));
+  }
+}
+
 TEST_F(TrainerTest, VocabularyMismatchStopsBeforeTraining) {
   try {
     run_training(config("xl", {"model.vocab_size=100"}), root_ + "/run-bad");
