@@ -29,6 +29,9 @@ const std::vector<KeySpec>& config_schema() {
       {"model.d_inner", ValueType::kInt, "2048", "feed-forward inner width", {}, 1, kMaxWidth},
       {"model.dropout", ValueType::kFloat, "0.1", "dropout on embeddings, attention output and feed-forward", {}, 0.0, 1.0},
       {"model.dropatt", ValueType::kFloat, "0.0", "dropout on attention probabilities (softmax part only)", {}, 0.0, 1.0},
+      {"model.attention_kernel", ValueType::kString, "\"auto\"", "softmax attention of the XL/Transformer/BRT layers: "
+       "math (matmul, mask, softmax: the reference's expressions), sdpa (at::scaled_dot_product_attention, position term "
+       "and mask as one additive mask, or is_causal), auto (sdpa on GPUs, math on CPUs)", {"auto", "math", "sdpa"}},
       {"model.pre_ln", ValueType::kBool, "false", "pre-LayerNorm sublayers (default post-LN, as the reference XL)"},
       {"model.init_std", ValueType::kFloat, "0.02", "std of the normal initialisation (LayerNorm weights: mean 1)", {}, 0.0},
       {"model.init", ValueType::kString, "\"normal\"", "transformer/XL/BRT families: normal = weights N(0, model.init_std), "
@@ -85,6 +88,9 @@ const std::vector<KeySpec>& config_schema() {
       {"train.seed", ValueType::kInt, "1", "seed for initialisation, dropout and the data sampler", {}, 0},
       {"train.log_every", ValueType::kInt, "10", "steps between progress lines and metrics.jsonl records", {}, 1},
       {"train.optimizer", ValueType::kString, "\"adam\"", "optimizer (sgd: plain, no momentum)", {"adam", "adamw", "sgd"}},
+      {"train.optimizer_kernel", ValueType::kString, "\"auto\"", "adam/adamw update: fused (ATen's fused kernel, one call "
+       "per parameter group), loop (LibTorch's optimizer, one parameter at a time; the same state and, to 1e-6, the same "
+       "result), auto (fused)", {"auto", "fused", "loop"}},
       {"train.lr", ValueType::kFloat, "2.5e-4", "peak learning rate", {}, 0.0},
       {"train.weight_decay", ValueType::kFloat, "0.0", "weight decay (decoupled for adamw)", {}, 0.0},
       {"train.beta1", ValueType::kFloat, "0.9", "Adam beta1", {}, 0.0, 1.0},

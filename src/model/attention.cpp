@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <limits>
 
 #include "core/error.h"
 
@@ -15,6 +16,13 @@ torch::Tensor rel_shift(const torch::Tensor& x) {
   auto padded = torch::cat({torch::zeros({B, H, q, 1}, x.options()), x}, /*dim=*/3);  // [B,H,q,k+1]
   padded = padded.view({B, H, k + 1, q});
   return padded.slice(/*dim=*/2, 1).reshape({B, H, q, k});
+}
+
+AttentionKernel attention_kernel_from_string(const std::string& name) {
+  if (name == "auto") return AttentionKernel::kAuto;
+  if (name == "math") return AttentionKernel::kMath;
+  if (name == "sdpa") return AttentionKernel::kSdpa;
+  fail("model.attention_kernel: '{}' is not one of auto, math, sdpa", name);
 }
 
 torch::Tensor make_inv_freq(int64_t d_model) {
@@ -67,26 +75,48 @@ torch::Tensor AttentionImpl::attend(const torch::Tensor& h, const torch::Tensor&
   auto v = heads.select(2, 2).transpose(1, 2);              // [B,H,K,dh]
   const double scale = 1.0 / std::sqrt(static_cast<double>(dh));
 
-  torch::Tensor scores;
+  const bool sdpa = options_.kernel == AttentionKernel::kSdpa ||
+                    (options_.kernel == AttentionKernel::kAuto && h.device().is_cuda());
+  if (!mask.defined() && M > 0) fail("internal error: attention over {} memory positions without a mask", M);
+  // The plain causal mask, built only where an expression needs it as a tensor.
+  auto full_mask = [&] {
+    return mask.defined() ? mask
+                          : torch::triu(torch::ones({T, K}, torch::TensorOptions().dtype(torch::kBool).device(h.device())), 1);
+  };
+
+  torch::Tensor q_ac = q, bd;  // the query of the content term; the position term (relative only), unscaled
   if (options_.relative) {
-    auto r_head_k = r_net(pos_emb).view({K, H, dh});                                   // [K,H,dh]
-    auto ac = torch::matmul(q + r_w_bias.view({1, H, 1, dh}), k.transpose(2, 3));       // [B,H,T,K]
-    auto bd = torch::einsum("bhid,jhd->bhij", {q + r_r_bias.view({1, H, 1, dh}), r_head_k});
-    bd = rel_shift(bd);
+    auto r_head_k = r_net(pos_emb).view({K, H, dh});  // [K,H,dh]
+    q_ac = q + r_w_bias.view({1, H, 1, dh});
+    bd = rel_shift(torch::einsum("bhid,jhd->bhij", {q + r_r_bias.view({1, H, 1, dh}), r_head_k}));  // [B,H,T,K]
     if (n_rsa_ > 0 && options_.rsa_drop_rel_pos) {
       bd = torch::cat({torch::zeros_like(bd.slice(1, 0, n_rsa_)), bd.slice(1, n_rsa_)}, /*dim=*/1);
     }
-    scores = (ac + bd) * scale;
-  } else {
-    scores = torch::matmul(q, k.transpose(2, 3)) * scale;
   }
-  scores = scores.masked_fill(mask.view({1, 1, T, K}), -std::numeric_limits<float>::infinity());
-  auto prob = dropatt(torch::softmax(scores, /*dim=*/-1));
-  auto out = torch::matmul(prob, v);  // [B,H,T,dh]
+  torch::Tensor out;
+  if (sdpa) {
+    // softmax(q_ac k^T * scale + bias) v, with bias = BD * scale and -inf where masked: the same sum the
+    // math path forms, in one kernel. Without a position term, a bool mask (true = visible) or is_causal.
+    const double p = is_training() ? options_.dropatt : 0.0;
+    if (bd.defined()) {
+      auto bias = (bd * scale).masked_fill(full_mask().view({1, 1, T, K}), -std::numeric_limits<float>::infinity());
+      out = at::scaled_dot_product_attention(q_ac, k, v, bias.to(q_ac.dtype()), p, /*is_causal=*/false, scale);
+    } else if (!mask.defined()) {
+      out = at::scaled_dot_product_attention(q_ac, k, v, {}, p, /*is_causal=*/true, scale);
+    } else {
+      out = at::scaled_dot_product_attention(q_ac, k, v, mask.logical_not().view({1, 1, T, K}), p, false, scale);
+    }
+  } else {
+    auto scores = torch::matmul(q_ac, k.transpose(2, 3));  // [B,H,T,K]
+    scores = (bd.defined() ? scores + bd : scores) * scale;
+    scores = scores.masked_fill(full_mask().view({1, 1, T, K}), -std::numeric_limits<float>::infinity());
+    auto prob = dropatt(torch::softmax(scores, /*dim=*/-1));
+    out = torch::matmul(prob, v);  // [B,H,T,dh]
+  }
   if (n_rsa_ > 0) {
     // The REM part sees the keys the attention sees: the mask is causal (where P is 0 already) and,
     // with same_length, also hides the keys beyond the memory length from every query.
-    auto P = rem->matrices(T, M).masked_fill(mask.view({1, T, K}), 0.0).to(out.dtype());
+    auto P = rem->matrices(T, M).masked_fill(full_mask().view({1, T, K}), 0.0).to(out.dtype());
     auto rsa = rsa_combine(out.slice(1, 0, n_rsa_), P, v.slice(1, 0, n_rsa_), rem->gate().to(out.dtype()));
     out = torch::cat({rsa, out.slice(1, n_rsa_)}, /*dim=*/1);
   }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <optional>
+#include <string>
 
 #include <torch/nn/module.h>
 #include <torch/nn/modules/dropout.h>
@@ -14,6 +15,13 @@
 #include "model/rem.h"
 
 namespace recur::model {
+
+// How the softmax part of attention is computed. kMath: matmul, masked_fill, softmax, dropout, matmul
+// (the reference's expressions). kSdpa: at::scaled_dot_product_attention, the XL position term (BD) and
+// the mask as one additive float mask, attention dropout inside; a causal-only mask as is_causal, which
+// lets a GPU use its flash kernels. kAuto: kSdpa on CUDA tensors, kMath elsewhere (docs/benchmarks.md).
+enum class AttentionKernel { kAuto, kMath, kSdpa };
+AttentionKernel attention_kernel_from_string(const std::string& name);  // "auto" | "math" | "sdpa"
 
 struct AttentionOptions {
   int64_t d_model = 512;
@@ -26,6 +34,7 @@ struct AttentionOptions {
   std::optional<RemOptions> rem;        // RSA heads: the first rem->n_heads heads
   bool rsa_drop_rel_pos = false;        // RSA heads drop the BD (relative position) term: REMs replace it
   bool project_out = true;              // false: no o_net (a caller combines attend() outputs itself)
+  AttentionKernel kernel = AttentionKernel::kAuto;
 };
 
 // rel_shift of the reference: [B, H, q, k] scores against relative positions k-1 .. 0 become scores
@@ -37,7 +46,8 @@ class AttentionImpl : public torch::nn::Module {
  public:
   explicit AttentionImpl(const AttentionOptions& options);
   // h: [B, T, d]; mem: [B, M, d] or undefined; pos_emb: [M+T, d] (relative only; positions M+T-1..0);
-  // r_w_bias, r_r_bias: [H, dh] (relative only); mask: [T, M+T] bool, true = not visible.
+  // r_w_bias, r_r_bias: [H, dh] (relative only); mask: [T, M+T] bool, true = not visible, or undefined
+  // for the plain causal mask (no memory: M = 0).
   // Returns the layer output after the residual (and LayerNorm when post-LN).
   torch::Tensor forward(const torch::Tensor& h, const torch::Tensor& mem, const torch::Tensor& pos_emb,
                         const torch::Tensor& r_w_bias, const torch::Tensor& r_r_bias, const torch::Tensor& mask);

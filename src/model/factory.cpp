@@ -142,6 +142,7 @@ std::shared_ptr<LanguageModel> make_model(const Config& c, int64_t vocab_size) {
   a.dropout = c.get_float("model.dropout");
   a.dropatt = c.get_float("model.dropatt");
   a.pre_ln = c.get_bool("model.pre_ln");
+  a.kernel = attention_kernel_from_string(c.get_string("model.attention_kernel"));
   a.rsa_drop_rel_pos = c.get_bool("model.rsa_drop_rel_pos");
   o.mem_len = c.get_int("model.mem_len");
   o.clamp_len = c.get_int("model.clamp_len");

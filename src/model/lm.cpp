@@ -185,7 +185,7 @@ ForwardResult TransformerLm::forward(const torch::Tensor& tokens, const State& s
       if (T > options_.max_len) fail("segment of {} tokens exceeds model.max_len = {} learned positions", T, options_.max_len);
       h = h + pos_weight.slice(0, 0, T);
     }
-    mask = attention_mask(T, 0, 0, false, tokens.device());
+    // undefined = the plain causal mask: the math kernel builds it, SDPA takes it as is_causal
   }
   h = drop(h);
   BrtCarry carry;

@@ -7,9 +7,77 @@
 #include "train/options.h"
 
 namespace recur::train {
+namespace {
+
+// One fused update per parameter group, with the state LibTorch's optimizer keeps (so checkpoints and
+// the "loop" optimizer read it unchanged). Parameters without a gradient are skipped, as LibTorch does.
+template <class State, class Options>
+void fused_step(torch::optim::Optimizer& opt, bool decoupled) {
+  torch::NoGradGuard no_grad;
+  for (auto& group : opt.param_groups()) {
+    const auto& o = static_cast<const Options&>(group.options());
+    std::vector<torch::Tensor> params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps;
+    for (auto& p : group.params()) {
+      if (!p.grad().defined()) continue;
+      auto& slot = opt.state()[p.unsafeGetTensorImpl()];
+      if (!slot) {
+        auto st = std::make_unique<State>();
+        st->step(0);
+        st->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+        st->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+        if (o.amsgrad()) st->max_exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+        slot = std::move(st);
+      }
+      auto& st = static_cast<State&>(*slot);
+      st.step(st.step() + 1);
+      params.push_back(p);
+      grads.push_back(p.grad());
+      exp_avgs.push_back(st.exp_avg());
+      exp_avg_sqs.push_back(st.exp_avg_sq());
+      if (o.amsgrad()) max_exp_avg_sqs.push_back(st.max_exp_avg_sq());
+      // The kernel reads the step count (already advanced) from a tensor on the parameter's device.
+      steps.push_back(torch::full({}, static_cast<double>(st.step()), p.options().dtype(torch::kFloat32)));
+    }
+    if (params.empty()) continue;
+    const auto [beta1, beta2] = o.betas();
+    if (decoupled) {
+      at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, o.lr(), beta1, beta2,
+                        o.weight_decay(), o.eps(), o.amsgrad(), /*maximize=*/false);
+    } else {
+      at::_fused_adam_(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, o.lr(), beta1, beta2,
+                       o.weight_decay(), o.eps(), o.amsgrad(), /*maximize=*/false);
+    }
+  }
+}
+
+class FusedAdam : public torch::optim::Adam {
+ public:
+  using torch::optim::Adam::Adam;
+  torch::Tensor step(LossClosure closure = nullptr) override {
+    if (closure) fail("internal error: the fused Adam takes no closure");
+    fused_step<torch::optim::AdamParamState, torch::optim::AdamOptions>(*this, /*decoupled=*/false);
+    return {};
+  }
+};
+
+class FusedAdamW : public torch::optim::AdamW {
+ public:
+  using torch::optim::AdamW::AdamW;
+  torch::Tensor step(LossClosure closure = nullptr) override {
+    if (closure) fail("internal error: the fused AdamW takes no closure");
+    fused_step<torch::optim::AdamWParamState, torch::optim::AdamWOptions>(*this, /*decoupled=*/true);
+    return {};
+  }
+};
+
+}  // namespace
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& o, std::vector<torch::Tensor> params) {
   auto betas = std::make_tuple(o.beta1, o.beta2);
+  if (o.optimizer_kernel != "auto" && o.optimizer_kernel != "fused" && o.optimizer_kernel != "loop") {
+    fail("config error: train.optimizer_kernel = '{}' (auto, fused, loop)", o.optimizer_kernel);
+  }
+  const bool fused = o.optimizer_kernel != "loop";
   if (o.optimizer == "sgd") {
     return std::make_unique<torch::optim::SGD>(std::move(params), torch::optim::SGDOptions(o.lr).weight_decay(o.weight_decay));
   }
@@ -24,11 +92,13 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& o, s
     std::vector<torch::optim::OptimizerParamGroup> groups;
     if (!matrices.empty()) groups.emplace_back(matrices, std::make_unique<torch::optim::AdamWOptions>(decay));
     if (!vectors.empty()) groups.emplace_back(vectors, std::make_unique<torch::optim::AdamWOptions>(none));
+    if (fused) return std::make_unique<FusedAdamW>(std::move(groups), decay);
     return std::make_unique<torch::optim::AdamW>(std::move(groups), decay);
   }
   if (o.optimizer == "adam") {
-    return std::make_unique<torch::optim::Adam>(std::move(params),
-                                                torch::optim::AdamOptions(o.lr).betas(betas).weight_decay(o.weight_decay));
+    const auto options = torch::optim::AdamOptions(o.lr).betas(betas).weight_decay(o.weight_decay);
+    if (fused) return std::make_unique<FusedAdam>(std::move(params), options);
+    return std::make_unique<torch::optim::Adam>(std::move(params), options);
   }
   fail("config error: train.optimizer = '{}' (adam, adamw, sgd)", o.optimizer);
 }

@@ -18,6 +18,7 @@ TrainOptions TrainOptions::from(const Config& c) {
   o.eval_every = c.get_int("train.eval_every");
   o.loss_last = c.get_int("train.loss_last");
   o.optimizer = c.get_string("train.optimizer");
+  o.optimizer_kernel = c.get_string("train.optimizer_kernel");
   o.lr = c.get_float("train.lr");
   o.weight_decay = c.get_float("train.weight_decay");
   o.beta1 = c.get_float("train.beta1");

@@ -15,6 +15,7 @@ struct TrainOptions {
   int64_t steps = 0, batch_size = 0, tgt_len = 0, grad_accum = 1, seed = 1, threads = 0;
   int64_t log_every = 10, eval_every = 0, loss_last = 0;
   std::string optimizer = "adam";  // adam | adamw | sgd
+  std::string optimizer_kernel = "auto";  // auto (= fused) | fused | loop: see optimizer.h
   double lr = 2.5e-4, weight_decay = 0.0, beta1 = 0.9, beta2 = 0.999, clip = 0.25;
   bool bf16 = false;               // train.precision = bf16 (autocast of the forward)
   bool reduce_bf16 = false;        // train.reduce_dtype = bf16
