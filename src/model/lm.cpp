@@ -103,8 +103,9 @@ void TransformerLm::reset_parameters() {
         p.fill_(is_bias ? 0.0 : 1.0);
         continue;
       }
-      if (is_table) {
-        p.uniform_(-0.1, 0.1);
+      if (is_table || (is_bias && name.rfind("crit.", 0) == 0)) {  // init_weights: output bias 0
+        if (is_bias) p.zero_();
+        else p.uniform_(-0.1, 0.1);
         continue;
       }
       if (ends_with(name, "qkv_net.weight")) {
@@ -112,7 +113,7 @@ void TransformerLm::reset_parameters() {
         p.uniform_(-bound, bound);
         continue;
       }
-      // A Linear's weight [out, in], or its bias (fan_in from the weight beside it); crit biases have none: 0.
+      // A Linear's weight [out, in], or its bias (fan_in from the weight beside it).
       const std::string weight_name = is_bias ? name.substr(0, name.size() - 5) + ".weight" : name;
       const torch::Tensor* weight = params.find(weight_name);
       if (weight != nullptr && weight->dim() == 2 && ends_with(weight_name, ".weight")) {
