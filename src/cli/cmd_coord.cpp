@@ -192,8 +192,9 @@ void write_fit_table(const json& fit, const std::string& f, std::ostringstream& 
 
 int sweep_results(const Argv& argv) {
   Args args("recur sweep results ID [--format table|csv|json] [--plot DIR] [--fit power]",
-            "Per axis point: the metric's mean and sd over the succeeded seeds (sd blank for one seed), and the\n"
-            "learned RSA gates. --fit power fits L = a*x^(-alpha) + c per series (a value of every axis but the\n"
+            "Per axis point: the metric's mean and sd over the succeeded seeds (sd blank for one seed), its rank\n"
+            "by the sweep's direction (1 = best; the best point is named below the table), and the learned RSA\n"
+            "gates. --fit power fits L = a*x^(-alpha) + c per series (a value of every axis but the\n"
             "last, e.g. a model) along the last axis, with bootstrap 95% intervals from resampling the seeds at\n"
             "each x. x is the trials' parameter count (eval.json) when it varies along a model axis (or a\n"
             "non-numeric one), else the last axis' value.");
@@ -239,21 +240,27 @@ int sweep_results(const Argv& argv) {
   std::ostringstream out;
   const char* sep = f == "csv" ? "," : " | ";
   for (const auto& a : axes) out << a << sep;
-  out << metric << "_mean" << sep << metric << "_sd" << sep << "n" << sep << "rsa_gates\n";
+  out << metric << "_mean" << sep << metric << "_sd" << sep << "n" << sep << "rank" << sep << "rsa_gates\n";
   if (f == "table") {
-    for (size_t i = 0; i < axes.size() + 4; ++i) out << (i ? " | " : "") << "---";
+    for (size_t i = 0; i < axes.size() + 5; ++i) out << (i ? " | " : "") << "---";
     out << "\n";
   }
   for (const auto& row : r["rows"]) {
     for (const auto& a : axes) out << fmt_value(row["point"].value(a, json(""))) << sep;
     out << (row.contains("mean") ? fmt::format("{:.6g}", row["mean"].get<double>()) : "") << sep
-        << (row.contains("sd") ? fmt::format("{:.3g}", row["sd"].get<double>()) : "") << sep << row["n"].get<int64_t>() << sep;
+        << (row.contains("sd") ? fmt::format("{:.3g}", row["sd"].get<double>()) : "") << sep << row["n"].get<int64_t>() << sep
+        << (row.contains("rank") ? std::to_string(row["rank"].get<int64_t>()) : "") << sep;
     if (row.contains("rsa_gates")) {
       std::string g;
       for (const auto& v : row["rsa_gates"]) g += (g.empty() ? "" : " ") + fmt::format("{:.3f}", v.get<double>());
       out << (f == "csv" ? "\"" + g + "\"" : g);
     }
     out << "\n";
+  }
+  if (f == "table" && r.contains("best")) {
+    out << "\nbest (" << metric << ", " << (r.value("direction", "min") == "max" ? "higher" : "lower")
+        << " is better): " << r["best"]["label"].get<std::string>() << " = "
+        << fmt::format("{:.6g}", r["best"]["mean"].get<double>()) << "\n";
   }
   if (r.contains("fit")) write_fit_table(r["fit"], f, out);
   std::printf("%s", out.str().c_str());

@@ -3,6 +3,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <map>
@@ -211,11 +212,15 @@ int64_t Store::create_sweep(const SweepSpec& spec) {
 }
 
 json Store::sweep(int64_t id) {
-  Stmt s(db_, "SELECT id, name, metric, axes, cancelled, created FROM sweeps WHERE id = ?");
+  Stmt s(db_, "SELECT id, name, metric, axes, cancelled, created, spec FROM sweeps WHERE id = ?");
   s.bind(1, id);
   if (!s.step()) throw NotFound("no sweep " + std::to_string(id));
   json out = {{"id", s.i64(0)}, {"name", s.text(1)}, {"metric", s.text(2)}, {"axes", parse_or(s.text(3), json::array())},
               {"created", s.f64(5)}};
+  // Which end of the metric is better: the spec's direction (sweeps stored before it: the metric's default).
+  const json spec = parse_or(s.text(6), json::object());
+  const std::string direction = spec.is_object() ? spec.value("direction", std::string()) : std::string();
+  out["direction"] = direction == "min" || direction == "max" ? direction : default_direction(s.text(2));
   const auto axes = out["axes"].get<std::vector<std::string>>();
   const bool cancelled = s.i64(4) != 0;
   Stmt q(db_, std::string("SELECT ") + kTrialColumns + " FROM trials WHERE sweep_id = ? ORDER BY idx");
@@ -312,7 +317,28 @@ json Store::results(int64_t id) {
     }
     rows.push_back(row);
   }
-  return {{"sweep", id}, {"name", sw["name"]}, {"state", sw["state"]}, {"metric", metric}, {"axes", sw["axes"]}, {"rows", rows}};
+  // Rank the points with a mean by the sweep's direction (1 = best; ties share the rank) and name the best.
+  const std::string direction = sw["direction"];
+  std::vector<size_t> ranked;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (rows[i].contains("mean")) ranked.push_back(i);
+  }
+  auto better = [&](size_t a, size_t b) {
+    const double x = rows[a]["mean"], y = rows[b]["mean"];
+    return direction == "max" ? x > y : x < y;
+  };
+  std::stable_sort(ranked.begin(), ranked.end(), better);
+  for (size_t k = 0; k < ranked.size(); ++k) {
+    const bool tie = k > 0 && !better(ranked[k - 1], ranked[k]);
+    rows[ranked[k]]["rank"] = tie ? rows[ranked[k - 1]]["rank"].get<int64_t>() : static_cast<int64_t>(k + 1);
+  }
+  json out = {{"sweep", id}, {"name", sw["name"]}, {"state", sw["state"]}, {"metric", metric}, {"direction", direction},
+              {"axes", sw["axes"]}, {"rows", rows}};
+  if (!ranked.empty()) {
+    const json& b = rows[ranked[0]];
+    out["best"] = {{"point", b["point"]}, {"label", b["label"]}, {"mean", b["mean"]}, {"n", b["n"]}};
+  }
+  return out;
 }
 
 int64_t Store::register_agent(const std::string& name, int64_t slots, const std::string& gpus, const std::string& workdir) {

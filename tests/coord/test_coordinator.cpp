@@ -721,6 +721,47 @@ TEST(HttpClient, GivesUpOnACoordinatorThatNeverAnswers) {
 
 // A state file from before held and priority existed gains them when opened: its trials are unheld,
 // of priority 0, and lease as before.
+// The sweep's direction ranks the points: bpc (min) puts the lowest mean first, token_accuracy (max) the
+// highest; equal means share a rank; a point without results has none. The best is named.
+TEST(Store, ResultsRankPointsByTheSweepsDirection) {
+  std::string dir = "/tmp/recur-test-store-rank-" + std::to_string(::getpid());
+  remove_tree(dir);
+  make_dirs(dir);
+  {
+    Store s(dir + "/s.db");
+    for (const std::string metric : {"bpc", "token_accuracy"}) {
+      SweepSpec spec = tiny_spec(4);
+      spec.metric = metric;
+      spec.direction = default_direction(metric);
+      const int64_t id = s.create_sweep(spec);
+      const int64_t a = s.register_agent("a", 1, "", "/w");
+      const double values[] = {0.5, 0.25, 0.5};  // trial 4 gets no result
+      for (double v : values) {
+        const json t = s.lease(a, 1, 60);
+        s.report(t["id"], a, 1, "succeeded", json{{metric, v}}, "");
+      }
+      const json r = s.results(id);
+      EXPECT_EQ(r["direction"], spec.direction);
+      const json& rows = r["rows"];
+      ASSERT_EQ(rows.size(), 4u);
+      if (metric == "bpc") {
+        EXPECT_EQ(rows[1]["rank"], 1);
+        EXPECT_EQ(rows[0]["rank"], 2);
+        EXPECT_EQ(rows[2]["rank"], 2);
+        EXPECT_EQ(r["best"]["label"], "model.n_layer=2");
+      } else {
+        EXPECT_EQ(rows[0]["rank"], 1);
+        EXPECT_EQ(rows[2]["rank"], 1);
+        EXPECT_EQ(rows[1]["rank"], 3);
+        EXPECT_EQ(r["best"]["label"], "model.n_layer=1");
+      }
+      EXPECT_FALSE(rows[3].contains("rank"));
+      s.cancel_sweep(id);  // its pending trial must not be leased in place of the next sweep's
+    }
+  }
+  remove_tree(dir);
+}
+
 TEST(Store, AStateFileFromBeforeHoldAndPriorityOpens) {
   std::string dir = "/tmp/recur-test-store-old-" + std::to_string(::getpid());
   remove_tree(dir);

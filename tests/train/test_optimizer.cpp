@@ -59,7 +59,7 @@ TEST(FusedOptimizer, EqualsLibTorchsAdamAndAdamWOver20Steps) {
         const double diff = (loop[i] - fused[i]).abs().max().item<double>();
         EXPECT_LE(diff, 1e-6) << name << " wd " << wd << " parameter " << i;
         // and the 20 steps did move it (the comparison is not of two untouched tensors)
-        EXPECT_GT((loop[i] - start[i].detach()).abs().max().item<double>(), 1e-2) << name << " parameter " << i;
+        EXPECT_GT((loop[i] - start[i].detach()).abs().max().item<double>(), 1e-3) << name << " parameter " << i;
       }
     }
   }
