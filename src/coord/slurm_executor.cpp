@@ -106,7 +106,11 @@ void run_slurm_executor(const SlurmOptions& o, const std::atomic<bool>& stop) {
           try {
             result = json::parse(read_file(eval));
             json p = run_progress(j.run_dir);
-            done = !p.contains("steps") || result.value("step", int64_t{-1}) == p["steps"].get<int64_t>();
+            // Finished: every step ran, or the run stopped by its rule (train.stop_at_mean_accuracy) at its step.
+            const int64_t step = result.value("step", int64_t{-1});
+            const bool stopped = result.contains("stopped_early") && result["stopped_early"].is_object() &&
+                                 result["stopped_early"].value("step", int64_t{-2}) == step;
+            done = !p.contains("steps") || step == p["steps"].get<int64_t>() || stopped;
           } catch (const std::exception&) {
           }
         }

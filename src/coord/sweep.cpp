@@ -88,8 +88,16 @@ std::set<std::string> metric_keys(const Config& trial) {
     top.insert({"bpc", "ppl", "sequence_accuracy"});
   }
   std::set<std::string> keys = top;
-  for (const auto& split : trial.get_string_list("eval.extra_splits")) {
+  const auto extra = trial.get_string_list("eval.extra_splits");
+  for (const auto& split : extra) {
     for (const auto& k : top) keys.insert("splits." + split + "." + k);
+  }
+  // eval.every_epoch: each split's best over the epochs too (the reference protocol), under best.SPLIT.
+  if (trial.get_bool("eval.every_epoch")) {
+    for (const auto& k : top) keys.insert("best.valid." + k);
+    for (const auto& split : extra) {
+      for (const auto& k : top) keys.insert("best." + split + "." + k);
+    }
   }
   return keys;
 }

@@ -514,6 +514,11 @@ TEST(SweepSpec, MetricIsAKeyOfEvalJsonWithADirection) {
                                         "metric: splits.test.sequence_accuracy\n");
   EXPECT_EQ(load_sweep_spec(dir + "/spec.yaml").direction, "max");
   refused(dir + "/copy", "metric: splits.tset.sequence_accuracy\n", "splits.tset");
+  // eval.every_epoch: each split's best over the epochs, under best.SPLIT (the reference protocol)
+  refused(dir + "/copy", "metric: best.test.sequence_accuracy\n", "metric 'best.test.sequence_accuracy'");
+  write_file_atomic(dir + "/spec.yaml", "base: base.yaml\nset:\n  data.path: " + dir + "/copy\n  eval.extra_splits: '[test]'\n"
+                                        "  eval.every_epoch: true\nmetric: best.test.sequence_accuracy\n");
+  EXPECT_EQ(load_sweep_spec(dir + "/spec.yaml").direction, "max");
   // data where the agents run: permissive among the keys any dataset gives, still strict for typos
   EXPECT_EQ(spec("/nowhere/data", "metric: ppl\n").metric, "ppl");
   refused("/nowhere/data", "metric: accuracy\n", "metric 'accuracy'");
