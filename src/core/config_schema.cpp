@@ -29,7 +29,7 @@ const std::vector<KeySpec>& config_schema() {
       {"model.d_inner", ValueType::kInt, "2048", "feed-forward inner width", {}, 1, kMaxWidth},
       {"model.dropout", ValueType::kFloat, "0.1", "dropout on embeddings, attention output and feed-forward", {}, 0.0, 1.0},
       {"model.dropatt", ValueType::kFloat, "0.0", "dropout on attention probabilities (softmax part only)", {}, 0.0, 1.0},
-      {"model.attention_kernel", ValueType::kString, "\"auto\"", "softmax attention of the XL/Transformer/BRT layers: "
+      {"model.attention_kernel", ValueType::kString, "\"auto\"", "softmax attention of every attention model: "
        "math (matmul, mask, softmax: the reference's expressions), sdpa (at::scaled_dot_product_attention, position term "
        "and mask as one additive mask, or is_causal), auto (sdpa on GPUs, math on CPUs)", {"auto", "math", "sdpa"}},
       {"model.pre_ln", ValueType::kBool, "false", "pre-LayerNorm sublayers (default post-LN, as the reference XL)"},

@@ -25,6 +25,22 @@ AttentionKernel attention_kernel_from_string(const std::string& name) {
   fail("model.attention_kernel: '{}' is not one of auto, math, sdpa", name);
 }
 
+torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                               torch::nn::Dropout& drop, AttentionKernel kernel) {
+  const int64_t T = q.size(2), dh = q.size(3);
+  const bool sdpa = kernel == AttentionKernel::kSdpa || (kernel == AttentionKernel::kAuto && q.device().is_cuda());
+  if (sdpa) {
+    const double p = drop->is_training() ? drop->options.p() : 0.0;
+    return at::scaled_dot_product_attention(q, k, v, {}, p, /*is_causal=*/T > 1, 1.0 / std::sqrt(static_cast<double>(dh)));
+  }
+  auto scores = torch::matmul(q, k.transpose(2, 3)) / std::sqrt(static_cast<double>(dh));
+  if (T > 1) {
+    auto mask = torch::ones({T, T}, torch::TensorOptions().dtype(torch::kBool).device(q.device())).triu(1);
+    scores = scores.masked_fill(mask, -std::numeric_limits<float>::infinity());
+  }
+  return torch::matmul(drop(torch::softmax(scores, -1)), v);
+}
+
 torch::Tensor make_inv_freq(int64_t d_model) {
   return 1.0 / torch::pow(10000.0, torch::arange(0.0, static_cast<double>(d_model), 2.0) / static_cast<double>(d_model));
 }

@@ -37,6 +37,13 @@ struct AttentionOptions {
   AttentionKernel kernel = AttentionKernel::kAuto;
 };
 
+// Causal multi-head attention of q, k, v [B, H, T, dh] (scale 1/sqrt(dh)) for the models with their own
+// projections (R-Transformer, GPT, recurrent transformer). kMath: matmul, masked_fill, softmax, `drop`,
+// matmul, the expressions those models always used; kSdpa: at::scaled_dot_product_attention with
+// is_causal and dropout `drop`'s p inside; kAuto: kSdpa on CUDA tensors.
+torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                               torch::nn::Dropout& drop, AttentionKernel kernel);
+
 // rel_shift of the reference: [B, H, q, k] scores against relative positions k-1 .. 0 become scores
 // indexed by key j (entry (i, j) holds relative distance M + i - j; entries above the band are junk
 // and must be masked).

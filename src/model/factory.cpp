@@ -102,6 +102,7 @@ std::shared_ptr<LanguageModel> make_model(const Config& c, int64_t vocab_size) {
       r.emb_dropout = c.get_float("model.emb_dropout") < 0 ? r.dropout : c.get_float("model.emb_dropout");
       r.emb_init = c.get_string("model.emb_init") == "normal" ? EmbeddingInit::kNormal : EmbeddingInit::kUniform;
       r.init_seed = c.get_int("train.seed");
+      r.kernel = attention_kernel_from_string(c.get_string("model.attention_kernel"));
       return std::make_shared<RTransformerLm>(r);
     }
     std::string pos = c.get_string("model.pos_enc");
@@ -117,6 +118,7 @@ std::shared_ptr<LanguageModel> make_model(const Config& c, int64_t vocab_size) {
     r.max_len = c.get_int("model.max_len");
     r.dropout = c.get_float("model.dropout");
     r.init_seed = c.get_int("train.seed");
+    r.kernel = attention_kernel_from_string(c.get_string("model.attention_kernel"));
     return std::make_shared<RecurrentTransformerLm>(r);
   }
   LmOptions o;

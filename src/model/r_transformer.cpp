@@ -41,7 +41,7 @@ namespace {
 // dropout on the attention probabilities (the reference's MHPooling).
 class MhaSublayerImpl : public torch::nn::Module {
  public:
-  MhaSublayerImpl(int64_t d, int64_t heads, double dropout) : heads_(heads) {
+  MhaSublayerImpl(int64_t d, int64_t heads, double dropout, AttentionKernel kernel) : heads_(heads), kernel_(kernel) {
     if (d % heads != 0) fail("config error: model.d_model = {} is not divisible by model.n_head = {}", d, heads);
     norm = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
     q = register_module("q", torch::nn::Linear(d, d));
@@ -55,15 +55,13 @@ class MhaSublayerImpl : public torch::nn::Module {
     const int64_t B = x.size(0), T = x.size(1), d = x.size(2), dh = d / heads_;
     auto n = norm(x);
     auto split = [&](const torch::Tensor& t) { return t.view({B, T, heads_, dh}).transpose(1, 2); };
-    auto scores = torch::matmul(split(q(n)), split(k(n)).transpose(2, 3)) / std::sqrt(static_cast<double>(dh));
-    auto mask = torch::ones({T, T}, torch::TensorOptions().dtype(torch::kBool).device(x.device())).triu(1);
-    scores = scores.masked_fill(mask, -std::numeric_limits<float>::infinity());
-    auto a = torch::matmul(attn_drop(torch::softmax(scores, -1)), split(v(n))).transpose(1, 2).reshape({B, T, d});
+    auto a = causal_attention(split(q(n)), split(k(n)), split(v(n)), attn_drop, kernel_).transpose(1, 2).reshape({B, T, d});
     return x + drop(out(a));
   }
 
  private:
   int64_t heads_;
+  AttentionKernel kernel_;
   torch::nn::LayerNorm norm{nullptr};
   torch::nn::Linear q{nullptr}, k{nullptr}, v{nullptr}, out{nullptr};
   torch::nn::Dropout attn_drop{nullptr}, drop{nullptr};
@@ -76,7 +74,7 @@ class LevelImpl : public torch::nn::Module {
     const int64_t d = o.d_model;
     rnn_norm = register_module("rnn_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
     local_rnn = register_module("local_rnn", LocalRnn(d, o.window, o.cell));
-    attn = register_module("attn", MhaSublayer(d, o.n_head, o.dropout));
+    attn = register_module("attn", MhaSublayer(d, o.n_head, o.dropout, o.kernel));
     ff_norm = register_module("ff_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
     ff = register_module("ff", torch::nn::Sequential(torch::nn::Linear(d, 4 * d), torch::nn::ReLU(),
                                                      torch::nn::Dropout(o.dropout), torch::nn::Linear(4 * d, d)));

@@ -14,6 +14,7 @@
 #include <torch/nn/modules/rnn.h>
 #include <torch/nn/pimpl.h>
 
+#include "model/attention.h"
 #include "model/model.h"
 
 namespace recur::model {
@@ -35,6 +36,7 @@ struct RTransformerOptions {
   double emb_dropout = 0.15;  // on the embedding output
   EmbeddingInit emb_init = EmbeddingInit::kUniform;
   int64_t init_seed = 1;
+  AttentionKernel kernel = AttentionKernel::kAuto;  // model.attention_kernel (see attention.h)
 };
 
 // For every position t: a single-layer RNN from a zero state over [x_{t-k+1} .. x_t] (zeros before the

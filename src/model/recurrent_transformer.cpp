@@ -16,7 +16,7 @@ torch::Tensor BiasFreeLayerNormImpl::forward(const torch::Tensor& x) {
   return torch::layer_norm(x, {weight.size(0)}, weight, /*bias=*/{}, /*eps=*/1e-5);
 }
 
-BlockImpl::BlockImpl(int64_t d, int64_t n_head, double dropout) : n_head_(n_head) {
+BlockImpl::BlockImpl(int64_t d, int64_t n_head, double dropout, AttentionKernel kernel) : n_head_(n_head), kernel_(kernel) {
   if (d % n_head != 0) fail("config error: model.d_model = {} is not divisible by model.n_head = {}", d, n_head);
   auto linear = [](int64_t in, int64_t out) { return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false)); };
   ln_1 = register_module("ln_1", BiasFreeLayerNorm(d));
@@ -36,12 +36,7 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x) {
   const int64_t B = x.size(0), L = x.size(1), d = x.size(2), dh = d / n_head_;
   auto qkv = c_attn(ln_1(x)).view({B, L, 3, n_head_, dh});
   auto q = qkv.select(2, 0).transpose(1, 2), k = qkv.select(2, 1).transpose(1, 2), v = qkv.select(2, 2).transpose(1, 2);
-  auto scores = torch::matmul(q, k.transpose(2, 3)) / std::sqrt(static_cast<double>(dh));
-  if (L > 1) {
-    auto mask = torch::ones({L, L}, torch::TensorOptions().dtype(torch::kBool).device(x.device())).triu(1);
-    scores = scores.masked_fill(mask, -std::numeric_limits<float>::infinity());
-  }
-  auto a = torch::matmul(attn_dropout(torch::softmax(scores, -1)), v).transpose(1, 2).reshape({B, L, d});
+  auto a = causal_attention(q, k, v, attn_dropout, kernel_).transpose(1, 2).reshape({B, L, d});
   auto y = x + resid_dropout(attn_proj(a));
   return y + mlp_dropout(mlp_proj(torch::gelu(c_fc(ln_2(y)))));
 }
@@ -53,7 +48,7 @@ RecurrentTransformerLm::RecurrentTransformerLm(const RecurrentTransformerOptions
   wte = transformer->register_module("wte", torch::nn::Embedding(o.vocab_size, o.d_model));
   if (o.learned_positions) wpe = transformer->register_module("wpe", torch::nn::Embedding(o.max_len, o.d_model));
   h = transformer->register_module("h", torch::nn::ModuleList());
-  for (int64_t i = 0; i < o.n_layer; ++i) h->push_back(Block(o.d_model, o.n_head, o.dropout));
+  for (int64_t i = 0; i < o.n_layer; ++i) h->push_back(Block(o.d_model, o.n_head, o.dropout, o.kernel));
   ln_f = transformer->register_module("ln_f", BiasFreeLayerNorm(o.d_model));
   drop = register_module("drop", torch::nn::Dropout(o.dropout));
   // nanoGPT's initialisation: LayerNorm gains 1; embeddings and Linear weights N(0, 0.02), the residual

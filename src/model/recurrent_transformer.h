@@ -16,6 +16,7 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/pimpl.h>
 
+#include "model/attention.h"
 #include "model/model.h"
 
 namespace recur::model {
@@ -31,6 +32,7 @@ struct RecurrentTransformerOptions {
   int64_t max_len = 256;
   double dropout = 0.2;  // after the embedding, on attention probabilities, after each residual branch
   int64_t init_seed = 1;
+  AttentionKernel kernel = AttentionKernel::kAuto;  // model.attention_kernel (see attention.h)
 };
 
 // nanoGPT's LayerNorm with bias = False: a gain (initialised to 1) and no shift.
@@ -45,11 +47,12 @@ TORCH_MODULE(BiasFreeLayerNorm);
 // nanoGPT's Block: x + attn(ln_1(x)), then + mlp(ln_2(x)); causal over its input positions.
 class BlockImpl : public torch::nn::Module {
  public:
-  BlockImpl(int64_t d_model, int64_t n_head, double dropout);
+  BlockImpl(int64_t d_model, int64_t n_head, double dropout, AttentionKernel kernel = AttentionKernel::kAuto);
   torch::Tensor forward(const torch::Tensor& x);  // [B, L, d]
 
  private:
   int64_t n_head_;
+  AttentionKernel kernel_;
   BiasFreeLayerNorm ln_1{nullptr}, ln_2{nullptr};
   std::shared_ptr<torch::nn::Module> attn, mlp;
   torch::nn::Linear c_attn{nullptr}, attn_proj{nullptr}, c_fc{nullptr}, mlp_proj{nullptr};

@@ -25,6 +25,8 @@ Config tiny(const std::string& type, const std::string& kernel, std::vector<std:
   if (type == "tl_xl" || type == "fl_xl") sets.insert(sets.end(), {"model.n_rsa_heads=2", "model.rem_truncation=12"});
   if (type == "fl_xl") sets.push_back("model.fl_max_len=40");
   if (type == "brt" || type == "rsa_brt") sets.insert(sets.end(), {"model.brt_window=4", "model.brt_states=4", "model.mem_len=0"});
+  if (type == "r_transformer") sets.insert(sets.end(), {"model.pos_enc=none", "model.mem_len=0", "model.local_window=3"});
+  if (type == "gpt" || type == "recurrent_transformer") sets.insert(sets.end(), {"model.pos_enc=learned", "model.mem_len=0"});
   sets.insert(sets.end(), extra.begin(), extra.end());
   return Config::from_overrides(sets);
 }
@@ -53,7 +55,8 @@ Outcome run_two_segments(LanguageModel& model, const torch::Tensor& tokens) {
 }
 
 TEST(AttentionKernel, SdpaEqualsMathInLogitsAndGradientsForEveryFamily) {
-  for (const std::string type : {"transformer", "rsa_transformer", "xl", "rsa_xl", "tl_xl", "fl_xl", "brt", "rsa_brt"}) {
+  for (const std::string type : {"transformer", "rsa_transformer", "xl", "rsa_xl", "tl_xl", "fl_xl", "brt", "rsa_brt",
+                                 "r_transformer", "gpt", "recurrent_transformer"}) {
     torch::manual_seed(7);
     auto tokens = torch::randint(50, {2, 16}, torch::kInt64);
     auto math = make_model(tiny(type, "math"), 50);
