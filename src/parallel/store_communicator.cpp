@@ -105,9 +105,28 @@ void check_cpu_contiguous(const torch::Tensor& t, const char* what) {
 
 // Collective number n of a communicator uses the keys n/<rank>: each rank sets its own, reads the
 // others', then counts itself in n/done; the last to count deletes them, so the store stays small.
-class StoreCommunicator : public Communicator {
+// What the torchrun-world communicators share: the launcher's place of this rank, the deadline, and an
+// abort that can only end this process (peers see the closed connections, or reach their deadline).
+class TorchrunCommunicator : public Communicator {
  public:
-  StoreCommunicator(const LaunchInfo& launch, double timeout_s) : launch_(launch), timeout_s_(timeout_s) {
+  TorchrunCommunicator(const LaunchInfo& launch, double timeout_s) : launch_(launch), timeout_s_(timeout_s) {}
+  int rank() const override { return launch_.rank; }
+  int world_size() const override { return launch_.world_size; }
+  int local_rank() const override { return launch_.local_rank; }
+  double timeout_s() const override { return timeout_s_; }
+  [[noreturn]] void abort(int code) override {
+    std::fflush(stderr);
+    std::_Exit(code);
+  }
+
+ protected:
+  LaunchInfo launch_;
+  double timeout_s_;
+};
+
+class StoreCommunicator : public TorchrunCommunicator {
+ public:
+  StoreCommunicator(const LaunchInfo& launch, double timeout_s) : TorchrunCommunicator(launch, timeout_s) {
     auto world_store = rendezvous_store(launch, timeout_s);
     // Creation is collective and in the same order on every rank, so the n-th communicator of every
     // rank uses the same keys. Its own connection: a wait on one never blocks another's collectives.
@@ -117,10 +136,6 @@ class StoreCommunicator : public Communicator {
         prefix, with_deadline(rank(), world_size(), "store connection", timeout_s_, [&] { return world_store->clone(); }));
   }
   std::string backend() const override { return "store"; }
-  int rank() const override { return launch_.rank; }
-  int world_size() const override { return launch_.world_size; }
-  int local_rank() const override { return launch_.local_rank; }
-  double timeout_s() const override { return timeout_s_; }
   void all_reduce_sum(torch::Tensor& t) override {
     check_cpu_contiguous(t, "all_reduce");
     auto parts = exchange("store all_reduce", bytes_of(t), /*from=*/-1);
@@ -147,11 +162,6 @@ class StoreCommunicator : public Communicator {
   std::unique_ptr<Communicator> host_duplicate() override {
     return std::make_unique<StoreCommunicator>(launch_, timeout_s_);
   }
-  [[noreturn]] void abort(int code) override {
-    // A store cannot end its peers: they fail when the store's server (rank 0) goes, or at their deadline.
-    std::fflush(stderr);
-    std::_Exit(code);
-  }
 
  private:
   // from < 0: every rank contributes `mine` and gets all ranks' values; else only rank `from`
@@ -174,8 +184,6 @@ class StoreCommunicator : public Communicator {
       return values;
     });
   }
-  LaunchInfo launch_;
-  double timeout_s_;
   c10::intrusive_ptr<c10d::Store> store_;
   std::mutex mutex_;
   int64_t next_ = 0;
@@ -185,9 +193,9 @@ class StoreCommunicator : public Communicator {
 // c10d's ProcessGroupGloo over the rendezvous store: tensors travel between the ranks directly (TCP,
 // ring algorithms), the store only carries the rendezvous. Every collective waits with the deadline
 // (Gloo's own timeout, then the same one-line report as MPI and the store).
-class GlooCommunicator : public Communicator {
+class GlooCommunicator : public TorchrunCommunicator {
  public:
-  GlooCommunicator(const LaunchInfo& launch, double timeout_s) : launch_(launch), timeout_s_(timeout_s) {
+  GlooCommunicator(const LaunchInfo& launch, double timeout_s) : TorchrunCommunicator(launch, timeout_s) {
     auto world_store = rendezvous_store(launch, timeout_s);
     static std::atomic<int> created{0};  // collective creation: the n-th group of every rank meets under gn/
     const std::string prefix = "g" + std::to_string(created++);
@@ -200,10 +208,6 @@ class GlooCommunicator : public Communicator {
     });
   }
   std::string backend() const override { return "gloo"; }
-  int rank() const override { return launch_.rank; }
-  int world_size() const override { return launch_.world_size; }
-  int local_rank() const override { return launch_.local_rank; }
-  double timeout_s() const override { return timeout_s_; }
   void all_reduce_sum(torch::Tensor& t) override {
     check_cpu_contiguous(t, "all_reduce");
     std::vector<torch::Tensor> ts{t};
@@ -231,11 +235,6 @@ class GlooCommunicator : public Communicator {
   std::unique_ptr<Communicator> host_duplicate() override {
     return std::make_unique<GlooCommunicator>(launch_, timeout_s_);
   }
-  [[noreturn]] void abort(int code) override {
-    // Peers see the closed connections (or reach their deadline) and end too.
-    std::fflush(stderr);
-    std::_Exit(code);
-  }
 
  private:
   // GLOO_SOCKET_IFNAME (the first interface it lists), as in PyTorch; else this host's name, falling
@@ -257,8 +256,6 @@ class GlooCommunicator : public Communicator {
       return 0;
     });
   }
-  LaunchInfo launch_;
-  double timeout_s_;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> pg_;
   std::mutex mutex_;
 };
