@@ -215,9 +215,12 @@ json fit_sweep(const json& sweep, const std::string& x_source, int64_t resamples
     for (size_t i = 0; i < x.size(); ++i) by_x[x[i]].push_back(s.y[i]);
     json points = json::array();
     for (const auto& [xv, ys] : by_x) {
-      double mean = 0;
+      double mean = 0, var = 0;
       for (double v : ys) mean += v / static_cast<double>(ys.size());
-      points.push_back({{"x", xv}, {"mean", mean}, {"n", ys.size()}});
+      for (double v : ys) var += (v - mean) * (v - mean);
+      json point = {{"x", xv}, {"mean", mean}, {"n", ys.size()}, {"values", ys}};
+      if (ys.size() > 1) point["sd"] = std::sqrt(var / static_cast<double>(ys.size() - 1));  // as in results: none for one value
+      points.push_back(point);
     }
     json row = {{"series", s.label}, {"x", this_x}, {"points", points}, {"n", s.y.size()},  {"a", f.fit.a},
                 {"alpha", f.fit.alpha}, {"c", f.fit.c}, {"rss", f.fit.rss}, {"resamples", f.resamples}};

@@ -44,8 +44,8 @@ PowerLawFit fit_power_law_bootstrap(const std::vector<double>& x, const std::vec
 // trials' parameter count (eval.json's "parameters") when it varies along the series (model scaling),
 // else the last axis' value, which must then be a number. Every succeeded trial is one (x, y) pair.
 // `x_source`: "auto" (as above), "parameters" or "axis". Returns {"x": what x is, "fits": [{"series",
-// "points", "a", "alpha", "c", "rss", "a_ci", "alpha_ci", "c_ci", "resamples"}], "skipped": [series
-// without any result yet]}; throws recur::Error naming the series when x is not numeric or a series
+// "points" (per x: "x", "mean", "n", "values", and "sd" when n > 1), "a", "alpha", "c", "rss", "a_ci",
+// "alpha_ci", "c_ci", "resamples"}], "skipped": [series without any result yet]}; throws recur::Error naming the series when x is not numeric or a series
 // with results has fewer than 3 distinct x, and when no series has results.
 nlohmann::json fit_sweep(const nlohmann::json& sweep, const std::string& x_source = "auto", int64_t resamples = 1000);
 

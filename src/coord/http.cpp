@@ -24,6 +24,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "coord/fit.h"
 #include "coord/page.h"
 #include "coord/slurm_executor.h"
 #include "coord/store.h"
@@ -90,7 +91,7 @@ json body_json(const std::string& body) {
     json j = json::parse(body);
     if (!j.is_object()) bad(400, "the request body must be a JSON object");
     return j;
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // a syntax error, or a number out of range (1e400)
     bad(400, std::string("malformed JSON body: ") + e.what());
   }
 }
@@ -170,7 +171,7 @@ class Service {
       if (!tokens_equal(given, token_)) bad(403, "wrong token");
       authenticated = true;
       if (page) return {200, "text/html; charset=utf-8", page_html(), true};
-      json out = route(req.method(), split_path(target), req.body());
+      json out = route(req.method(), split_path(target), req.body(), query);
       return {200, "application/json", out.dump(), true};
     } catch (const ApiError& e) {
       return {e.status, "application/json", json{{"error", e.message}}.dump(), authenticated};
@@ -192,7 +193,7 @@ class Service {
   }
 
  private:
-  json route(http::verb m, const std::vector<std::string>& p, const std::string& body) {
+  json route(http::verb m, const std::vector<std::string>& p, const std::string& body, const std::string& query) {
     using V = http::verb;
     if (p.empty() || p[0] != "api") bad(404, "no such endpoint");
     if (p.size() == 2 && p[1] == "health" && m == V::get) return {{"ok", true}};
@@ -217,11 +218,15 @@ class Service {
         store_.cancel_sweep(id);
         return store_.sweep(id);
       }
-      if (p.size() == 4 && p[3] == "results" && m == V::get) return store_.results(id);
+      if (p.size() == 4 && p[3] == "results" && m == V::get) return results(id, query);
+      if (p.size() == 4 && p[3] == "curves" && m == V::get) return store_.curves(Store::Scope::kSweep, id);
       if (p.size() == 4 && m == V::post && is_operation(p[3])) {
         operate(Store::Scope::kSweep, id, p[3], body);
         return store_.sweep(id);
       }
+    }
+    if (p.size() == 4 && p[1] == "trials" && p[3] == "curve" && m == V::get) {
+      return store_.curves(Store::Scope::kTrial, id_of(p[2], "trial id"));
     }
     if (p.size() == 4 && p[1] == "trials" && m == V::post && is_operation(p[3])) {
       const int64_t trial = id_of(p[2], "trial id");
@@ -270,6 +275,30 @@ class Service {
       }
     }
     bad(404, "no such endpoint");
+  }
+
+  // ?fit=power[&x=auto|parameters|axis][&bootstrap=N] adds the fits `recur sweep results --fit power`
+  // prints (for the page's plot). A sweep not fittable yet (too few sizes finished) still answers, with
+  // the reason under fit_error. The bootstrap is capped: it runs on the thread that serves the agents.
+  json results(int64_t id, const std::string& query) {
+    json r = store_.results(id);
+    const std::string fit = query_param(query, "fit");
+    if (fit.empty()) return r;
+    if (fit != "power") bad(400, "fit must be power");
+    std::string x = query_param(query, "x");
+    if (x.empty()) x = "auto";
+    if (x != "auto" && x != "parameters" && x != "axis") bad(400, "x must be auto, parameters or axis");
+    const std::string n = query_param(query, "bootstrap");
+    const int64_t resamples = n.empty() ? 1000 : id_of(n, "bootstrap");
+    if (resamples > 10000) bad(400, "bootstrap must be at most 10000");
+    try {
+      r["fit"] = fit_sweep(store_.sweep(id), x, resamples);
+    } catch (const NotFound&) {
+      throw;
+    } catch (const Error& e) {
+      r["fit_error"] = e.what();
+    }
+    return r;
   }
 
   // hold | release | priority ({"priority": N}) of a sweep's trials or of one trial.

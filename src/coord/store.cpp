@@ -7,6 +7,8 @@
 #include <chrono>
 #include <cmath>
 #include <map>
+#include <vector>
+#include <optional>
 
 #include "coord/sweep.h"
 #include "core/error.h"
@@ -99,6 +101,74 @@ json parse_or(const std::string& text, json fallback) {
   }
 }
 
+// A heartbeat's progress comes from any token holder: only an integer step (exact in a double, so the
+// page reads it back unchanged) and a finite loss make a curve point.
+std::optional<std::pair<int64_t, double>> curve_point(const json& progress) {
+  if (!progress.is_object()) return std::nullopt;
+  const auto step = progress.find("step"), loss = progress.find("loss");
+  if (step == progress.end() || loss == progress.end() || !step->is_number_integer() || !loss->is_number()) return std::nullopt;
+  constexpr int64_t kExact = int64_t{1} << 53;
+  if (step->is_number_unsigned() ? step->get<uint64_t>() > static_cast<uint64_t>(kExact)
+                                 : step->get<int64_t>() < 0 || step->get<int64_t>() > kExact) {
+    return std::nullopt;
+  }
+  const double value = loss->get<double>();
+  if (!std::isfinite(value)) return std::nullopt;
+  return std::make_pair(step->get<int64_t>(), value);
+}
+
+// Thinning keeps the curve's shape over the whole run: about kCurvePoints / 2 points, evenly spaced in
+// steps, each attempt's first and newest point among them (and never more than kCurvePoints, however
+// many attempts).
+void thin_curve(sqlite3* db, int64_t trial) {
+  struct Point {
+    int64_t rowid, attempt, step;
+  };
+  std::vector<Point> points;
+  {
+    Stmt q(db, "SELECT rowid, attempt, step FROM trial_curve WHERE trial = ? ORDER BY attempt, step");
+    q.bind(1, trial);
+    while (q.step()) points.push_back({q.i64(0), q.i64(1), q.i64(2)});
+  }
+  if (static_cast<int64_t>(points.size()) <= Store::kCurvePoints) return;
+  double span = 0;
+  for (size_t i = 0; i < points.size(); ++i) {
+    if (i + 1 == points.size() || points[i + 1].attempt != points[i].attempt) span += static_cast<double>(points[i].step);
+    if (i == 0 || points[i - 1].attempt != points[i].attempt) span -= static_cast<double>(points[i].step);
+  }
+  const double gap = span / static_cast<double>(Store::kCurvePoints / 2);
+  std::vector<int64_t> kept, dropped;
+  int64_t last_kept = 0;
+  for (size_t i = 0; i < points.size(); ++i) {
+    const bool first = i == 0 || points[i - 1].attempt != points[i].attempt;
+    const bool newest = i + 1 == points.size() || points[i + 1].attempt != points[i].attempt;
+    if (first || newest || static_cast<double>(points[i].step - last_kept) >= gap) {
+      kept.push_back(points[i].rowid);
+      last_kept = points[i].step;
+    } else {
+      dropped.push_back(points[i].rowid);
+    }
+  }
+  const size_t excess = kept.size() > static_cast<size_t>(Store::kCurvePoints) ? kept.size() - Store::kCurvePoints : 0;
+  dropped.insert(dropped.end(), kept.begin(), kept.begin() + static_cast<std::ptrdiff_t>(excess));  // the oldest go
+  for (int64_t rowid : dropped) {
+    Stmt d(db, "DELETE FROM trial_curve WHERE rowid = ?");
+    d.bind(1, rowid);
+    d.step();
+  }
+}
+
+void record_curve_point(sqlite3* db, int64_t trial, int64_t attempt, const json& progress, double now) {
+  const auto point = curve_point(progress);
+  if (!point) return;
+  Stmt ins(db, "INSERT OR IGNORE INTO trial_curve (trial, attempt, step, loss, t) VALUES (?, ?, ?, ?, ?)");
+  ins.bind(1, trial).bind(2, attempt).bind(3, point->first).bind(4, point->second).bind(5, now);
+  ins.step();
+  Stmt n(db, "SELECT COUNT(*) FROM trial_curve WHERE trial = ?");
+  n.bind(1, trial);
+  if (n.step() && n.i64(0) > Store::kCurvePoints) thin_curve(db, trial);
+}
+
 const char* kTrialColumns =
     "id, sweep_id, idx, point, seed, overrides, ranks, max_retries, attempts, state, agent_id, lease_expires, run_dir, "
     "progress, result, error, completions, held, priority";
@@ -170,6 +240,8 @@ Store::Store(const std::string& path) : path_(path) {
     exec("CREATE TABLE IF NOT EXISTS agents (id INTEGER PRIMARY KEY, name TEXT NOT NULL, slots INTEGER NOT NULL, "
          "gpus TEXT NOT NULL, workdir TEXT NOT NULL, last_seen REAL NOT NULL)");
     exec("CREATE TABLE IF NOT EXISTS base_configs (sweep_id INTEGER PRIMARY KEY REFERENCES sweeps(id), yaml TEXT NOT NULL)");
+    exec("CREATE TABLE IF NOT EXISTS trial_curve (trial INTEGER NOT NULL REFERENCES trials(id), attempt INTEGER NOT NULL, "
+         "step INTEGER NOT NULL, loss REAL NOT NULL, t REAL NOT NULL, PRIMARY KEY (trial, attempt, step))");
   } catch (...) {
     sqlite3_close(db_);
     db_ = nullptr;
@@ -406,6 +478,7 @@ bool Store::heartbeat(int64_t trial, int64_t agent, int64_t attempt, const json&
   u.bind(1, now + lease_seconds).bind(2, progress.dump()).bind(3, now).bind(4, trial).bind(5, agent).bind(6, attempt);
   u.step();
   bool held = sqlite3_changes(db_) > 0;
+  if (held) record_curve_point(db_, trial, attempt, progress, now);
   Stmt a(db_, "UPDATE agents SET last_seen = ? WHERE id = ?");
   a.bind(1, now).bind(2, agent);
   a.step();
@@ -471,12 +544,39 @@ json Store::trial(int64_t id) {
   return trial_row(q);
 }
 
+namespace {
+
+void require(sqlite3* db, Store::Scope scope, int64_t id) {
+  const bool sweep = scope == Store::Scope::kSweep;
+  Stmt e(db, sweep ? "SELECT 1 FROM sweeps WHERE id = ?" : "SELECT 1 FROM trials WHERE id = ?");
+  e.bind(1, id);
+  if (!e.step()) throw NotFound(std::string(sweep ? "no sweep " : "no trial ") + std::to_string(id));
+}
+
+}  // namespace
+
+json Store::curves(Scope scope, int64_t id) {
+  require(db_, scope, id);
+  Stmt q(db_, std::string("SELECT c.trial, c.attempt, c.step, c.loss, c.t FROM trial_curve c JOIN trials t ON t.id = c.trial WHERE ") +
+                  (scope == Scope::kSweep ? "t.sweep_id" : "t.id") + " = ? ORDER BY c.trial, c.attempt, c.step");
+  q.bind(1, id);
+  json out = json::array();
+  while (q.step()) {
+    if (out.empty() || out.back()["trial"] != q.i64(0) || out.back()["attempt"] != q.i64(1)) {
+      out.push_back({{"trial", q.i64(0)}, {"attempt", q.i64(1)}, {"step", json::array()}, {"loss", json::array()}, {"t", json::array()}});
+    }
+    json& c = out.back();
+    c["step"].push_back(q.i64(2));
+    c["loss"].push_back(q.f64(3));
+    c["t"].push_back(q.f64(4));
+  }
+  return out;
+}
+
 int64_t Store::update_trials(Scope scope, int64_t id, const std::string& column, int64_t value) {
   Tx tx(db_);
   const bool sweep = scope == Scope::kSweep;
-  Stmt e(db_, sweep ? "SELECT 1 FROM sweeps WHERE id = ?" : "SELECT 1 FROM trials WHERE id = ?");
-  e.bind(1, id);
-  if (!e.step()) throw NotFound(std::string(sweep ? "no sweep " : "no trial ") + std::to_string(id));
+  require(db_, scope, id);
   Stmt u(db_, "UPDATE trials SET " + column + " = ?, updated = ? WHERE " + (sweep ? "sweep_id" : "id") + " = ?");
   u.bind(1, value).bind(2, wall_now()).bind(3, id);
   u.step();

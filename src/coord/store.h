@@ -43,6 +43,13 @@ class Store {
   // Both return how many trials they changed; throw NotFound for an unknown id.
   int64_t set_held(Scope scope, int64_t id, bool held);
   int64_t set_priority(Scope scope, int64_t id, int64_t priority);
+  // Loss curves from heartbeats, one per trial attempt: [{"trial", "attempt", "step": [...], "loss": [...],
+  // "t": [...]}] in step order, for a sweep's trials or one trial; throws NotFound for an unknown id.
+  // A heartbeat that holds its lease adds a point when its progress has an integer step and a finite
+  // loss; past kCurvePoints points a trial's curve is thinned to about half as many, evenly spaced in
+  // steps (each attempt's first and newest point kept), so it keeps its shape over the whole run.
+  static constexpr int64_t kCurvePoints = 200;
+  nlohmann::json curves(Scope scope, int64_t id);
 
   // Leases the pending, unheld trial of highest priority (then the oldest) that fits in `free_slots`
   // ranks to `agent`; null when none.

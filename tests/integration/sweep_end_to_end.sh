@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A tiny 2 x 2 ablation end to end with local agents: submit, two agents run the four trials, the
-# results table (table and CSV) with RSA gates, the plot as PNG and SVG (matplotlib), and the
-# coordinator's web page in headless Chromium showing the sweep's trials and its plot.
+# results table (table and CSV) with RSA gates, the plot as PNG and SVG (matplotlib); then a tiny
+# model-scaling sweep (3 sizes x 2 seeds) fitted with --fit power and plotted by plot_scaling.py; and
+# the coordinator's web page in headless Chromium showing both sweeps' trials, each trial's loss curve
+# from heartbeats, and the scaling plot on log axes with the fitted curve and its exponent.
 # Args: RECUR_BINARY SOURCE_DIR.
 set -euo pipefail
 recur="$1"; src="$2"
@@ -45,14 +47,59 @@ png="$tmp/plots/sweep-$sweep-bpc.png"; svg="$tmp/plots/sweep-$sweep-bpc.svg"
 [[ "$(head -c 8 "$png" | od -An -c | tr -d ' ')" == '211PNG\r\n032\n' ]] || fail "no PNG plot"
 grep -q '<svg' "$svg" || fail "no SVG plot"
 
-# The web page in headless Chromium: the sweep, its four trials, and the plot drawn from the results.
+# A tiny model-scaling sweep: 3 parameter counts x 2 seeds, long enough for a few heartbeats each.
+sed -e "s|base: ../tiny/rsa_xl.yaml|base: $src/configs/tiny/rsa_xl.yaml|" -e "s|data.path: .*|data.path: $tmp/data|" \
+  "$src/configs/sweeps/tiny-scaling.yaml" > "$tmp/scaling.yaml"
+scaling="$("$recur" sweep submit "$tmp/scaling.yaml" --coordinator "$url" --token-file "$token_file" | tail -1)"
+agents=()
+for a in 3 4; do
+  "$recur" agent --coordinator "$url" --token-file "$token_file" --workdir "$tmp/work" --slots 1 --heartbeat 0.5 \
+    --exit-when-idle > "$tmp/agent-$a.log" 2>&1 &
+  agents+=($!)
+done
+for p in "${agents[@]}"; do wait "$p" || fail "an agent of the scaling sweep failed"; done
+"$recur" sweep results "$scaling" --coordinator "$url" --token-file "$token_file" --fit power --bootstrap 200 \
+  --format json > "$tmp/scaling.json" || fail "sweep results --fit power failed"
+python3 - "$tmp/scaling.json" <<'PY' || fail "the scaling fit: $(head -c 600 "$tmp/scaling.json")"
+import json, math, sys
+f = json.load(open(sys.argv[1]))["fit"]
+assert f["x"] == "parameters", f["x"]
+[s] = f["fits"]
+assert len(s["points"]) == 3 and all(len(p["values"]) == 2 and "sd" in p for p in s["points"]), s["points"]
+assert math.isfinite(s["alpha"]) and s["alpha_ci"] is not None, s
+PY
+/usr/bin/python3 "$src/scripts/plot_scaling.py" "$tmp/scaling.json" "$tmp/scaling.png" || fail "plot_scaling.py failed"
+[[ "$(head -c 8 "$tmp/scaling.png" | od -An -c | tr -d ' ')" == '211PNG\r\n032\n' ]] || fail "no scaling PNG"
+# the curves API: every trial of the scaling sweep has its loss curve, one with several points
+token="$(cat "$token_file")"
+curl -sS -H "Authorization: Bearer $token" "$url/api/sweeps/$scaling/curves" > "$tmp/curves.json"
+python3 - "$tmp/curves.json" <<'PY' || fail "the loss curves: $(head -c 600 "$tmp/curves.json")"
+import json, sys
+c = json.load(open(sys.argv[1]))
+assert len({x["trial"] for x in c}) == 6, c
+assert max(len(x["step"]) for x in c) >= 3, c
+assert all(x["step"] == sorted(x["step"]) for x in c), c
+PY
+
+# The web page in headless Chromium: both sweeps, their trials with loss curves, and the plots drawn
+# from the results (the scaling sweep's with its fit).
 timeout 60 chromium --headless --no-sandbox --disable-gpu --virtual-time-budget=5000 \
-  --dump-dom "$url/?token=$(cat "$token_file")" > "$tmp/dom.html" 2>"$tmp/chromium.log" || fail "chromium failed: $(tail -5 "$tmp/chromium.log")"
+  --dump-dom "$url/?token=$token" > "$tmp/dom.html" 2>"$tmp/chromium.log" || fail "chromium failed: $(tail -5 "$tmp/chromium.log")"
 # (the page's own script holds these tags as text too: match only rendered values)
-[[ "$(grep -oE '<tr class="trial"><td>[0-9]+</td>' "$tmp/dom.html" | wc -l)" == 4 ]] || fail "the page does not list the 4 trials: $(head -c 600 "$tmp/dom.html")"
+[[ "$(grep -oE '<tr class="trial"><td>[0-9]+</td>' "$tmp/dom.html" | wc -l)" == 10 ]] || fail "the page does not list the 10 trials: $(head -c 600 "$tmp/dom.html")"
 grep -qE '<svg class="plot" width="[0-9]+"' "$tmp/dom.html" || fail "the page has no plot"
 grep -qE '<polyline fill="none" stroke="#[0-9a-f]+" points="[0-9]' "$tmp/dom.html" || fail "the plot has no lines"
 grep -q '<span class="completed">(completed)' "$tmp/dom.html" || fail "the page does not show the sweep's state"
+# a loss curve per trial, drawn from heartbeats: a polyline of several points
+grep -qE '<polyline class="loss" fill="none" stroke="#06c" points="[0-9.]+,[0-9.]+( [0-9.]+,[0-9.]+){2,}"' "$tmp/dom.html" ||
+  fail "no trial's loss curve has several points: $(grep -oE '<svg class="curve".{0,300}' "$tmp/dom.html" | head -3)"
+[[ "$(grep -oE '<svg class="curve" data-trial="[0-9]+"' "$tmp/dom.html" | sort -u | wc -l)" -ge 6 ]] || fail "the scaling sweep's trials have no loss curves"
+# the scaling plot: log x (parameters) and log y, the fitted curve, and alpha with its interval
+grep -qE '<svg class="plot" width="[0-9]+" height="[0-9]+" data-x-scale="log" data-y-scale="log"' "$tmp/dom.html" || fail "no plot on log axes"
+grep -qE '<polyline class="fit" fill="none" stroke="#[0-9a-f]+" stroke-width="1.5" points="[0-9.]+,[0-9.]+( [0-9.]+,[0-9.]+){10,}"' "$tmp/dom.html" || fail "no fitted curve"
+grep -qE '>model=rsa_xl: α = [0-9.]+ \[[-0-9.]+, [-0-9.]+\]</text>' "$tmp/dom.html" || fail "no exponent with its interval in the legend: $(grep -oE '<text class="legend"[^<]*' "$tmp/dom.html")"
+grep -q '>parameters (log)</text>' "$tmp/dom.html" || fail "the scaling plot's x is not the parameter count"
+grep -q '<p class="fit-note">no power-law fit yet: ' "$tmp/dom.html" || fail "the 2 x 2 sweep does not say why it has no fit"
 # without the token the page is refused
 code="$(python3 -c "import urllib.request,sys
 try: urllib.request.urlopen('$url/'); print(200)
