@@ -158,7 +158,8 @@ void to_json(json& j, const Progress& p) {
   j = {{"step", p.step},
        {"tokens", p.tokens},
        {"loss", p.loss},
-       {"window", {{"loss", p.window_loss}, {"positions", p.window_positions}, {"steps", p.window_steps}}}};
+       {"window", {{"loss", p.window_loss}, {"positions", p.window_positions}, {"steps", p.window_steps}}},
+       {"train_seconds", p.train_seconds}};
 }
 
 void from_json(const json& j, Progress& p) {
@@ -170,6 +171,7 @@ void from_json(const json& j, Progress& p) {
     const json& w = j["window"];
     p.window_loss = w.value("loss", p.window_loss);
     p.window_positions = w.value("positions", p.window_positions);
+  p.train_seconds = j.value("train_seconds", p.train_seconds);
     p.window_steps = w.value("steps", p.window_steps);
   }
 }

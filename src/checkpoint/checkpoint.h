@@ -36,8 +36,12 @@ struct Progress {
   // The open logging window, so a resumed run logs exactly the records an uninterrupted one would.
   double window_loss = 0.0, window_positions = 0.0;
   int64_t window_steps = 0;
+  // Seconds of training up to this checkpoint, over every attempt that led to it (a resumed run's
+  // eval.json reports the whole run's time, not its last attempt's).
+  double train_seconds = 0.0;
 };
-// meta.json's progress keys: step, tokens, loss, window {loss, positions, steps}. from_json reads what
+// meta.json's progress keys: step, tokens, loss, window {loss, positions, steps}, train_seconds (0 in
+// checkpoints from before it). from_json reads what
 // is there (missing keys keep their defaults), so `ckpt list` shows what it can of a damaged meta.json.
 void to_json(nlohmann::json& j, const Progress& p);
 void from_json(const nlohmann::json& j, Progress& p);

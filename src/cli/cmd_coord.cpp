@@ -14,6 +14,7 @@
 #include "coord/agent.h"
 #include "coord/fit.h"
 #include "coord/http.h"
+#include "coord/store.h"
 #include "coord/sweep.h"
 #include "core/error.h"
 #include "core/config.h"
@@ -129,6 +130,27 @@ int sweep_status(const Argv& argv) {
       std::printf("%-5lld %-10s %-8lld %s\n", static_cast<long long>(s["id"].get<int64_t>()), s["state"].get<std::string>().c_str(),
                   static_cast<long long>(n), s["name"].get<std::string>().c_str());
     }
+    // The live agents (seen within the lease time) and their GPUs; a coordinator from before GPU
+    // placement has no such list.
+    const auto agents = coord::http_request(client_url(args), "GET", "/api/agents", client_token(args));
+    if (agents.status != 200 || !agents.body.is_array()) return 0;
+    std::printf("\nagents\n");
+    for (const auto& a : agents.body) {
+      if (!a["live"].get<bool>()) continue;
+      std::string gpus;
+      if (a["gpus"].is_string()) {
+        gpus = "GPUs placed by Slurm";
+      } else {
+        for (const auto& g : a["gpus"]) {
+          std::string what = g.value("name", "");
+          if (g.value("memory_mib", int64_t{0}) > 0) what += fmt::format("{}{} MiB", what.empty() ? "" : ", ", g["memory_mib"].get<int64_t>());
+          gpus += fmt::format("{}{}{}", gpus.empty() ? "" : "; ", g["index"].get<int64_t>(), what.empty() ? "" : " (" + what + ")");
+        }
+        gpus = fmt::format("{} GPU{}{}", a["gpus"].size(), a["gpus"].size() == 1 ? "" : "s", gpus.empty() ? "" : ": " + gpus);
+      }
+      std::printf("  agent %-4lld %-20s %lld slots, %s\n", static_cast<long long>(a["id"].get<int64_t>()), a["name"].get<std::string>().c_str(),
+                  static_cast<long long>(a["slots"].get<int64_t>()), gpus.c_str());
+    }
     return 0;
   }
   json s = call(args, "GET", "/api/sweeps/" + args.get("id"));
@@ -139,12 +161,23 @@ int sweep_status(const Argv& argv) {
   const int64_t held = s.value("held", int64_t{0});
   std::printf("sweep %lld '%s': %s%s\n", static_cast<long long>(s["id"].get<int64_t>()), s["name"].get<std::string>().c_str(),
               s["state"].get<std::string>().c_str(), held > 0 ? fmt::format(" ({} trials held)", held).c_str() : "");
+  const std::string metric = s["metric"];
   for (const auto& t : s["trials"]) {
     const json& p = t["progress"];
-    std::string prog = p.contains("step") ? fmt::format("step {}/{} loss {:.4f}", p["step"].get<int64_t>(), p.value("steps", int64_t{0}),
-                                                        p.value("loss", 0.0))
-                                          : "";
-    if (p.contains("slurm_job")) prog += fmt::format(" [slurm job {} {}]", p["slurm_job"].get<std::string>(), p.value("slurm_state", ""));
+    // A finished trial shows its final metric; only unfinished ones show progress.
+    const bool finished = coord::is_finished(coord::parse_trial_state(t["state"]));
+    std::string prog = !finished && p.contains("step")
+                           ? fmt::format("step {}/{} loss {:.4f}", p["step"].get<int64_t>(), p.value("steps", int64_t{0}), p.value("loss", 0.0))
+                           : "";
+    if (t["state"] == "succeeded") {
+      const auto v = coord::metric_value(t["result"], metric);
+      prog = v ? fmt::format("{} {:.6g}", metric, *v) : metric + " missing from eval.json";
+    }
+    if (!finished && p.contains("slurm_job")) prog += fmt::format(" [slurm job {} {}]", p["slurm_job"].get<std::string>(), p.value("slurm_state", ""));
+    if (t["state"] == "running" && !t.value("gpu_ids", json::array()).empty()) {
+      prog += fmt::format(" [GPUs {}]", fmt::join(t["gpu_ids"].get<std::vector<int>>(), ","));
+    }
+    if (t.contains("waiting")) prog += "(waiting: " + t["waiting"].get<std::string>() + ")";
     std::string flags;
     if (t.value("held", false)) flags += " held";
     if (t.value("priority", int64_t{0}) != 0) flags += fmt::format(" priority {}", t["priority"].get<int64_t>());
@@ -152,6 +185,61 @@ int sweep_status(const Argv& argv) {
                 t["state"].get<std::string>().c_str(), static_cast<long long>(t["attempts"].get<int64_t>()), flags.c_str(),
                 t.value("label", t["point"].dump()).c_str(), static_cast<long long>(t["seed"].get<int64_t>()), prog.c_str());
   }
+  return 0;
+}
+
+// A CSV field: quoted when it holds a comma, a quote or a line break (labels hold commas).
+std::string csv_field(const std::string& v) {
+  if (v.find_first_of(",\"\n\r") == std::string::npos) return v;
+  std::string out = "\"";
+  for (char c : v) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+// One row per trial: what it ran, where, what it scored and what it cost. GPU-hours are the trial's
+// GPUs times its training time (train_seconds: every attempt up to the checkpoint it finished from).
+int sweep_trials(const Argv& argv) {
+  Args args("recur sweep trials ID [--csv FILE]",
+            "Every trial of a sweep: trial id, point, seed, state, run directory, the sweep's metric, steps,\n"
+            "wall time (train_seconds, summed over a resumed trial's attempts) and GPU-hours (GPUs x wall time).\n"
+            "Blank where a trial has no result yet.");
+  args.positional("id", "sweep id").option("csv", "FILE", "write the table as CSV to FILE (written atomically) instead");
+  client_options(args);
+  if (!args.parse(argv)) return 0;
+  if (!args.has("id")) throw UsageError("give the sweep id");
+  const json s = call(args, "GET", "/api/sweeps/" + std::to_string(args.get_int("id")));
+  const std::string metric = s["metric"];
+  const std::vector<std::string> head = {"trial", "point", "seed", "state", "run_dir", metric, "steps", "wall_seconds", "gpu_hours"};
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& t : s["trials"]) {
+    const json& r = t["result"];
+    std::string value, steps, wall, gpu_hours;
+    if (r.is_object()) {
+      if (const auto v = coord::metric_value(r, metric)) value = fmt::format("{:.6g}", *v);
+      if (r.contains("step") && r["step"].is_number_integer()) steps = std::to_string(r["step"].get<int64_t>());
+      if (r.contains("train_seconds") && r["train_seconds"].is_number()) {
+        const double secs = r["train_seconds"].get<double>();
+        wall = fmt::format("{:.1f}", secs);
+        gpu_hours = fmt::format("{:.4f}", secs * static_cast<double>(t.value("gpus", int64_t{0})) / 3600.0);
+      }
+    }
+    rows.push_back({std::to_string(t["id"].get<int64_t>()), t.value("label", t["point"].dump()), std::to_string(t["seed"].get<int64_t>()),
+                    t["state"], t["run_dir"], value, steps, wall, gpu_hours});
+  }
+  if (args.has("csv")) {
+    auto line = [](const std::vector<std::string>& row) {
+      std::string l;
+      for (size_t i = 0; i < row.size(); ++i) l += (i ? "," : "") + csv_field(row[i]);
+      return l + "\n";
+    };
+    std::string out = line(head);
+    for (const auto& row : rows) out += line(row);
+    write_file_atomic(expand_user(args.get("csv")), out);
+    std::fprintf(stderr, "%zu trials written to %s\n", rows.size(), args.get("csv").c_str());
+    return 0;
+  }
+  std::printf("%s\n", fmt::format("{}", fmt::join(head, " | ")).c_str());
+  for (const auto& row : rows) std::printf("%s\n", fmt::format("{}", fmt::join(row, " | ")).c_str());
   return 0;
 }
 
@@ -351,23 +439,27 @@ int cmd_sweep(const Argv& argv) {
   if (!argv.empty() && argv[0] == "submit") return sweep_submit(Argv(argv.begin() + 1, argv.end()));
   if (!argv.empty() && argv[0] == "status") return sweep_status(Argv(argv.begin() + 1, argv.end()));
   if (!argv.empty() && argv[0] == "results") return sweep_results(Argv(argv.begin() + 1, argv.end()));
+  if (!argv.empty() && argv[0] == "trials") return sweep_trials(Argv(argv.begin() + 1, argv.end()));
   if (!argv.empty() && argv[0] == "cancel") return sweep_cancel(Argv(argv.begin() + 1, argv.end()));
   for (const char* op : {"hold", "release", "priority"}) {
     if (!argv.empty() && argv[0] == op) return sweep_operation(op, Argv(argv.begin() + 1, argv.end()));
   }
-  Args args("recur sweep {submit,status,results,cancel,hold,release,priority} ...",
+  Args args("recur sweep {submit,status,results,trials,cancel,hold,release,priority} ...",
             "Submit and follow sweeps on a coordinator; hold, release and order their trials.");
   if (!args.parse(argv)) return 0;
-  throw UsageError("expected submit, status, results, cancel, hold, release or priority");
+  throw UsageError("expected submit, status, results, trials, cancel, hold, release or priority");
 }
 
 int cmd_agent(const Argv& argv) {
-  Args args("recur agent --coordinator URL --token T --slots N --workdir DIR [--gpus 0,1,...]",
-            "Run trials for a coordinator: lease, run `recur train` (mpirun for multi-rank trials), send\n"
-            "heartbeats and progress, report results. SIGTERM: running trials checkpoint and are requeued.");
+  Args args("recur agent --coordinator URL --token T --workdir DIR [--slots N] [--gpus 0,1,...]",
+            "Run trials for a coordinator: lease trials that fit in the free slots and GPUs, run `recur train`\n"
+            "(mpirun for multi-rank trials) with the trial's own GPUs, send heartbeats and progress, report\n"
+            "results. SIGTERM: running trials checkpoint and are requeued.");
   client_options(args);
-  args.option("slots", "N", "ranks this agent runs at once; each rank gets cores/N threads (OMP_NUM_THREADS, unless set)", "1")
-      .option("gpus", "LIST", "GPU ids to hand to trials (CUDA_VISIBLE_DEVICES)")
+  args.option("slots", "N", "ranks this agent runs at once (default: one per GPU, at least 1); each rank gets cores/N threads "
+                            "(OMP_NUM_THREADS, unless set)")
+      .option("gpus", "LIST", "GPU ids to hand to trials, e.g. 0,1 (default: every GPU nvidia-smi lists); each trial gets "
+                              "its own (CUDA_VISIBLE_DEVICES)")
       .required("workdir", "DIR", "run directories go here (shared storage, so a requeued trial resumes anywhere)")
       .option("name", "NAME", "agent name (default hostname:pid)")
       .option("heartbeat", "S", "seconds between heartbeats", "2")
@@ -376,9 +468,16 @@ int cmd_agent(const Argv& argv) {
   coord::AgentOptions o;
   o.url = client_url(args);
   o.token = client_token(args);
-  o.slots = args.get_int("slots");
+  if (args.has("slots")) {
+    o.slots = args.get_int("slots");
+    if (o.slots < 1) throw UsageError("--slots must be at least 1");
+  }
   if (args.has("gpus")) {
-    for (double g : args.get_double_list("gpus")) o.gpus.push_back(static_cast<int>(g));
+    o.gpus.emplace();
+    for (double g : args.get_double_list("gpus")) {
+      if (g < 0 || g != static_cast<double>(static_cast<int>(g))) throw UsageError(fmt::format("--gpus: '{}' is not a GPU id", g));
+      o.gpus->push_back(static_cast<int>(g));
+    }
   }
   o.workdir = args.get("workdir");
   if (args.has("name")) o.name = args.get("name");

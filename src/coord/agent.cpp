@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "coord/gpus.h"
 #include "coord/http.h"
 #include "coord/run_progress.h"
 #include "core/config.h"
@@ -44,28 +45,22 @@ struct PendingReport {
   json body;
 };
 
-std::string tail_of(const std::string& path, size_t bytes) {
-  std::string text;
-  try {
-    text = read_file(path);
-  } catch (const std::exception&) {
-    return "";
-  }
-  return text.size() > bytes ? text.substr(text.size() - bytes) : text;
-}
-
 }  // namespace
 
 int run_agent(const AgentOptions& o) {
   if (o.workdir.empty()) fail("--workdir DIR is required (run directories go there; use shared storage across nodes)");
-  if (o.slots < 1) fail("--slots must be at least 1");
+  if (o.slots < 0) fail("--slots must be at least 1");
+  // --gpus names the ids to hand out (tests, a node shared with others); the model and memory come
+  // from nvidia-smi where it knows them.
+  const std::vector<Gpu> inventory = o.gpus ? select_gpus(detect_gpus(), *o.gpus) : detect_gpus();
+  const int64_t slots = o.slots > 0 ? o.slots : std::max<int64_t>(1, static_cast<int64_t>(inventory.size()));
   // Each slot's ranks get an equal share of this machine's cores (OMP_NUM_THREADS, unless the
   // agent's own environment sets it): N trials with all cores each would oversubscribe the CPU.
   std::string rank_threads;
   if (const char* env = std::getenv("OMP_NUM_THREADS"); env == nullptr || *env == '\0') {
     cpu_set_t cpus;
     long cores = ::sched_getaffinity(0, sizeof(cpus), &cpus) == 0 ? CPU_COUNT(&cpus) : ::sysconf(_SC_NPROCESSORS_ONLN);
-    rank_threads = std::to_string(std::max<long>(1, cores / o.slots));
+    rank_threads = std::to_string(std::max<long>(1, cores / slots));
   }
   const std::string workdir = expand_user(o.workdir);
   make_dirs(workdir);
@@ -89,24 +84,23 @@ int run_agent(const AgentOptions& o) {
     return r.body;
   };
   // Register (the coordinator may still be starting: keep trying).
-  std::string gpus;
-  for (int g : o.gpus) gpus += (gpus.empty() ? "" : ",") + std::to_string(g);
+  std::vector<int> free_gpus;
+  for (const auto& g : inventory) free_gpus.push_back(g.index);
   int64_t agent = -1;
   for (int tries = 0; agent < 0; ++tries) {
     try {
-      agent = call("POST", "/api/agents", json{{"name", name}, {"slots", o.slots}, {"gpus", gpus}, {"workdir", workdir}})["id"];
+      agent = call("POST", "/api/agents", json{{"name", name}, {"slots", slots}, {"gpus", gpus_to_json(inventory)}, {"workdir", workdir}})["id"];
     } catch (const Error& e) {
       if (std::string(e.what()).find("refused the token") != std::string::npos || tries > 300 || g_leave) throw;
       if (tries % 10 == 0) spdlog::warn("agent: {} (retrying)", e.what());
       std::this_thread::sleep_for(std::chrono::seconds(1));
     }
   }
-  spdlog::info("agent {} '{}' registered with {} slot(s), work directory {}{}", agent, name, o.slots, workdir,
-               rank_threads.empty() ? "" : fmt::format(", {} thread(s) per rank", rank_threads));
+  spdlog::info("agent {} '{}' registered with {} slot(s), GPUs [{}], work directory {}{}", agent, name, slots,
+               gpu_id_list(free_gpus), workdir, rank_threads.empty() ? "" : fmt::format(", {} thread(s) per rank", rank_threads));
 
   std::map<int64_t, Child> running;  // by trial
   std::vector<PendingReport> reports;
-  std::vector<int> free_gpus = o.gpus;
   int64_t used = 0;
   auto last_hb = std::chrono::steady_clock::now() - std::chrono::hours(1);
   bool idle_seen = false;
@@ -121,23 +115,10 @@ int run_agent(const AgentOptions& o) {
       }
       Child c = it->second;
       int rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      json body = {{"agent", agent}, {"attempt", c.attempt}};
-      if (rc == 0 && path_exists(c.run_dir + "/eval.json")) {
-        body["status"] = "succeeded";
-        try {
-          body["result"] = json::parse(read_file(c.run_dir + "/eval.json"));
-        } catch (const std::exception& e) {
-          body["status"] = "failed";
-          body["error"] = std::string("unreadable eval.json: ") + e.what();
-        }
-      } else if (rc == 75) {
-        body["status"] = "requeue";  // checkpointed on a stop signal
-      } else {
-        body["status"] = "failed";
-        body["error"] = fmt::format("recur train exited with {}; end of {}/train.log:\n{}", rc, c.run_dir,
-                                    tail_of(c.run_dir + "/train.log", 2000));
-      }
-      body["run_dir"] = c.run_dir;
+      const TrialOutcome out = trial_outcome(c.run_dir, rc, c.run_dir + "/train.log");
+      json body = {{"agent", agent}, {"attempt", c.attempt}, {"status", out.status}, {"run_dir", c.run_dir}};
+      if (out.status == "succeeded") body["result"] = out.result;
+      if (out.status == "failed") body["error"] = out.error;
       spdlog::info("trial {} attempt {}: {} (exit {})", c.trial, c.attempt, body["status"].get<std::string>(), rc);
       reports.push_back({c.trial, c.attempt, body});
       used -= c.ranks;
@@ -186,10 +167,11 @@ int run_agent(const AgentOptions& o) {
     }
     // 5. lease new work
     bool leased = false;
-    if (!g_leave && used < o.slots) {
+    if (!g_leave && used < slots) {
       json t;
       try {
-        t = call("POST", "/api/agents/" + std::to_string(agent) + "/lease", json{{"free_slots", o.slots - used}})["trial"];
+        std::sort(free_gpus.begin(), free_gpus.end());
+        t = call("POST", "/api/agents/" + std::to_string(agent) + "/lease", json{{"free_slots", slots - used}, {"free_gpus", free_gpus}})["trial"];
       } catch (const Error& e) {
         spdlog::warn("agent: lease failed: {}", e.what());
       }
@@ -213,13 +195,23 @@ int run_agent(const AgentOptions& o) {
           argv.push_back("--set");
           argv.push_back(s.get<std::string>());
         }
-        std::string visible;
-        for (int64_t k = 0; k < c.ranks && !free_gpus.empty(); ++k) {
-          c.gpus.push_back(free_gpus.back());
-          visible += (visible.empty() ? "" : ",") + std::to_string(free_gpus.back());
-          free_gpus.pop_back();
+        // Exactly the GPUs leased to the trial, and only free ones: the coordinator picked them from
+        // those offered; a trial without GPUs sees none (an empty CUDA_VISIBLE_DEVICES).
+        for (const auto& g : t.value("gpu_ids", json::array())) c.gpus.push_back(g.get<int>());
+        const std::string visible = gpu_id_list(c.gpus);
+        const bool all_free = std::all_of(c.gpus.begin(), c.gpus.end(), [&](int g) {
+          return std::count(free_gpus.begin(), free_gpus.end(), g) == 1 && std::count(c.gpus.begin(), c.gpus.end(), g) == 1;
+        });
+        if (!all_free) {
+          const std::string error = fmt::format("the coordinator leased GPUs [{}], but this agent has only [{}] free", visible, gpu_id_list(free_gpus));
+          spdlog::error("trial {} attempt {}: {}", c.trial, c.attempt, error);
+          reports.push_back({c.trial, c.attempt, json{{"agent", agent}, {"attempt", c.attempt}, {"status", "failed"}, {"error", error}}});
+          continue;
         }
+        for (int g : c.gpus) free_gpus.erase(std::find(free_gpus.begin(), free_gpus.end(), g));
         const std::string log = c.run_dir + "/train.log";
+        const std::string banner = fmt::format("recur agent '{}': trial {} attempt {}, {} rank(s), CUDA_VISIBLE_DEVICES={}\n", name,
+                                               c.trial, c.attempt, c.ranks, visible);
         pid_t pid = ::fork();
         if (pid < 0) fail("fork failed: {}", std::strerror(errno));
         if (pid == 0) {
@@ -230,7 +222,8 @@ int run_agent(const AgentOptions& o) {
             ::dup2(fd, 1);
             ::dup2(fd, 2);
           }
-          if (!visible.empty()) ::setenv("CUDA_VISIBLE_DEVICES", visible.c_str(), 1);
+          if (fd >= 0 && ::write(1, banner.data(), banner.size()) < 0) _exit(127);
+          ::setenv("CUDA_VISIBLE_DEVICES", visible.c_str(), 1);
           if (!rank_threads.empty()) ::setenv("OMP_NUM_THREADS", rank_threads.c_str(), 1);
           std::vector<char*> args;
           for (auto& a : argv) args.push_back(a.data());
@@ -241,7 +234,7 @@ int run_agent(const AgentOptions& o) {
         ::setpgid(pid, pid);
         c.pid = pid;
         used += c.ranks;
-        spdlog::info("trial {} attempt {}: started in {} ({} rank(s))", c.trial, c.attempt, c.run_dir, c.ranks);
+        spdlog::info("trial {} attempt {}: started in {} ({} rank(s), GPUs [{}])", c.trial, c.attempt, c.run_dir, c.ranks, visible);
         running[c.trial] = c;
       }
     }

@@ -25,6 +25,7 @@
 #include <spdlog/spdlog.h>
 
 #include "coord/fit.h"
+#include "coord/gpus.h"
 #include "coord/page.h"
 #include "coord/slurm_executor.h"
 #include "coord/store.h"
@@ -144,7 +145,7 @@ std::string query_param(const std::string& query, const std::string& key) {
 
 class Service {
  public:
-  Service(const ServerOptions& o, std::string token) : o_(o), token_(std::move(token)), store_(o.state) {}
+  Service(const ServerOptions& o, std::string token) : o_(o), token_(std::move(token)), store_(o.state, o.lease_seconds) {}
 
   struct Reply {
     int status;
@@ -233,20 +234,38 @@ class Service {
       operate(Store::Scope::kTrial, trial, p[3], body);
       return store_.trial(trial);
     }
+    if (p.size() == 2 && p[1] == "agents" && m == V::get) return store_.agents();
     if (p.size() == 2 && p[1] == "agents" && m == V::post) {
       json j = body_json(body);
       int64_t slots = field<int64_t>(j, "slots");
       if (slots < 1) bad(400, "slots must be at least 1");
-      int64_t id = store_.register_agent(field<std::string>(j, "name"), slots, field_or<std::string>(j, "gpus", ""),
-                                         field<std::string>(j, "workdir"));
-      spdlog::info("agent {} '{}' registered ({} slots)", id, j.value("name", ""), slots);
+      const auto name = field<std::string>(j, "name");
+      // The inventory: [{"index", "name", "memory_mib"}], or the "0,1" of agents before GPU placement.
+      json gpus = field_or<json>(j, "gpus", json::array());
+      std::vector<Gpu> inventory;
+      try {
+        inventory = gpus_from_json(gpus, "field 'gpus'");
+      } catch (const Error& e) {
+        bad(400, e.what());
+      }
+      int64_t id = store_.register_agent(name, slots, gpus_to_json(inventory), field<std::string>(j, "workdir"));
+      spdlog::info("agent {} '{}' registered ({} slots, {} GPUs)", id, name, slots, inventory.size());
       return {{"id", id}, {"lease_seconds", o_.lease_seconds}};
     }
     if (p.size() == 4 && p[1] == "agents" && m == V::post) {
       int64_t agent = id_of(p[2], "agent id");
       if (p[3] == "lease") {
         json j = body_json(body);
-        return {{"trial", store_.lease(agent, field<int64_t>(j, "free_slots"), o_.lease_seconds)}};
+        GpuOffer offer;
+        const json free = field_or<json>(j, "free_gpus", json::array());
+        if (!free.is_array()) bad(400, "field 'free_gpus' must be a list of GPU ids");
+        for (const auto& g : free) {
+          if (!g.is_number_integer() || g.get<int64_t>() < 0 || g.get<int64_t>() > 1 << 20) {
+            bad(400, fmt::format("field 'free_gpus': {} is not a GPU id", g.dump()));
+          }
+          offer.free.push_back(g.get<int>());
+        }
+        return {{"trial", store_.lease(agent, field<int64_t>(j, "free_slots"), o_.lease_seconds, offer)}};
       }
       if (p[3] == "heartbeat") {
         store_.agent_seen(agent);

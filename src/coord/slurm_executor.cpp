@@ -53,7 +53,7 @@ void run_slurm_executor(const SlurmOptions& o, const std::atomic<bool>& stop) {
   int64_t me = -1;
   if (path_exists(id_file)) me = std::stoll(read_file(id_file));
   if (me < 0) {
-    me = store.register_agent("slurm-executor", 1 << 20, "", o.workdir);
+    me = store.register_agent("slurm-executor", 1 << 20, "any", o.workdir);
     write_file_atomic(id_file, std::to_string(me) + "\n");
   }
   std::map<int64_t, Job> jobs;  // by trial
@@ -99,34 +99,25 @@ void run_slurm_executor(const SlurmOptions& o, const std::atomic<bool>& stop) {
         auto [src, show] = run({"scontrol", "show", "job", j.id});
         std::string state = "UNKNOWN";
         if (auto pos = show.find("JobState="); pos != std::string::npos) state = show.substr(pos + 9, show.find(' ', pos) - pos - 9);
-        const std::string eval = j.run_dir + "/eval.json";
-        json result;
-        bool done = false;
-        if (path_exists(eval)) {
-          try {
-            result = json::parse(read_file(eval));
-            json p = run_progress(j.run_dir);
-            // Finished: every step ran, or the run stopped by its rule (train.stop_at_mean_accuracy) at its step.
-            const int64_t step = result.value("step", int64_t{-1});
-            const bool stopped = result.contains("stopped_early") && result["stopped_early"].is_object() &&
-                                 result["stopped_early"].value("step", int64_t{-2}) == step;
-            done = !p.contains("steps") || step == p["steps"].get<int64_t>() || stopped;
-          } catch (const std::exception&) {
-          }
+        // The job's exit code when scontrol still knows the job (ExitCode=N:SIGNAL), else unknown.
+        int exit_code = -1;
+        if (auto pos = show.find("ExitCode="); pos != std::string::npos) {
+          const std::string code = show.substr(pos + 9, show.find(':', pos) - pos - 9);
+          if (is_slurm_job_id(code) && code.size() < 4) exit_code = std::stoi(code);
         }
-        if (done) {
-          store.report(trial, me, j.attempt, "succeeded", result, "");
+        const TrialOutcome out = trial_outcome(j.run_dir, exit_code, j.run_dir + "/slurm-" + j.id + ".out");
+        const std::string error = out.error.empty() ? "" : fmt::format("slurm job {} ended {}: {}", j.id, state, out.error);
+        store.report(trial, me, j.attempt, out.status, out.result, error);
+        if (out.status == "succeeded") {
           spdlog::info("slurm executor: trial {} job {} {}: succeeded", trial, j.id, state);
         } else {
-          store.report(trial, me, j.attempt, "failed", nullptr,
-                       fmt::format("slurm job {} ended {}; see {}/slurm-{}.out", j.id, state, j.run_dir, j.id));
-          spdlog::warn("slurm executor: trial {} job {} ended {} without a final evaluation", trial, j.id, state);
+          spdlog::warn("slurm executor: trial {} job {} ended {}: {}", trial, j.id, state, out.status);
         }
         it = jobs.erase(it);
       }
       // submit pending trials
       while (!stop && static_cast<int64_t>(jobs.size()) < o.max_jobs) {
-        json t = store.lease(me, 1 << 20, kLease);
+        json t = store.lease(me, 1 << 20, kLease, GpuOffer{{}, /*any=*/true});
         if (t.is_null()) break;
         const int64_t trial = t["id"];
         Job j;
@@ -134,9 +125,12 @@ void run_slurm_executor(const SlurmOptions& o, const std::atomic<bool>& stop) {
         j.run_dir = t["run_dir"];
         make_dirs(j.run_dir);
         write_file_atomic(j.run_dir + "/base.yaml", t["base_yaml"].get<std::string>());
+        const int64_t ranks = t["ranks"], gpus = t["gpus"];
         std::vector<std::string> cmd = {"sbatch", "--parsable", "--requeue", "--signal=B:USR1@120", "--open-mode=append",
-                                        "-J", "recur-trial-" + std::to_string(trial), "-n", std::to_string(t["ranks"].get<int64_t>()),
+                                        "-J", "recur-trial-" + std::to_string(trial), "-n", std::to_string(ranks),
                                         "-o", j.run_dir + "/slurm-%j.out"};
+        // resources.gpus is per trial; each of its ranks (tasks) gets an equal share (the spec checks it divides).
+        if (gpus > 0) cmd.push_back("--gpus-per-task=" + std::to_string(gpus / ranks));
         cmd.insert(cmd.end(), o.sbatch_args.begin(), o.sbatch_args.end());
         cmd.insert(cmd.end(), {script, j.run_dir + "/base.yaml", j.run_dir});
         for (const auto& s : t["overrides"]) cmd.insert(cmd.end(), {"--set", s.get<std::string>()});

@@ -1,9 +1,10 @@
-// The Slurm executor: the coordinator itself submits each trial with `sbatch` (resources from the
-// trial, --requeue, --signal=B:USR1@120, cluster/slurm/train.sbatch), follows it with squeue and
-// scontrol, and maps Slurm's job states onto the trial: PENDING/RUNNING/REQUEUED/PREEMPTED keep the
-// trial running (progress.slurm_state says which); a job that left the queue succeeded when its run
-// directory holds the final evaluation, else failed (retried up to the trial's limit). Slurm is the
-// engine: preemption and requeueing are Slurm's; the coordinator only decides what runs and collects.
+// The Slurm executor: the coordinator itself submits each trial with `sbatch` (-n RANKS,
+// --gpus-per-task=GPUS/RANKS when the trial wants GPUs, --requeue, --signal=B:USR1@120,
+// cluster/slurm/train.sbatch), follows it with squeue and scontrol, and maps Slurm's job states onto
+// the trial: PENDING/RUNNING/REQUEUED/PREEMPTED keep the trial running (progress.slurm_state says
+// which); a job that left the queue succeeded when its run directory holds the final evaluation, else
+// failed (retried up to the trial's limit). Slurm is the engine: placement, preemption and requeueing
+// are Slurm's; the coordinator only decides what runs and collects.
 // Invariant: at most one Slurm job per trial; the job id lives in the trial's progress, so a restarted
 // coordinator re-attaches to the jobs it submitted.
 #pragma once

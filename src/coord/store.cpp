@@ -6,16 +6,39 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <map>
-#include <vector>
 #include <optional>
+#include <set>
+#include <vector>
 
+#include "coord/gpus.h"
 #include "coord/sweep.h"
 #include "core/error.h"
 
 namespace recur::coord {
 
 using nlohmann::json;
+
+std::string state_name(TrialState s) {
+  switch (s) {
+    case TrialState::kPending: return "pending";
+    case TrialState::kRunning: return "running";
+    case TrialState::kSucceeded: return "succeeded";
+    case TrialState::kFailed: return "failed";
+    case TrialState::kCancelled: return "cancelled";
+  }
+  return "?";
+}
+
+TrialState parse_trial_state(const std::string& name) {
+  for (TrialState s : {TrialState::kPending, TrialState::kRunning, TrialState::kSucceeded, TrialState::kFailed, TrialState::kCancelled}) {
+    if (state_name(s) == name) return s;
+  }
+  fail("unknown trial state '{}' (pending, running, succeeded, failed or cancelled)", name);
+}
+
+bool is_finished(TrialState s) { return s == TrialState::kSucceeded || s == TrialState::kFailed || s == TrialState::kCancelled; }
 
 double wall_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -171,7 +194,7 @@ void record_curve_point(sqlite3* db, int64_t trial, int64_t attempt, const json&
 
 const char* kTrialColumns =
     "id, sweep_id, idx, point, seed, overrides, ranks, max_retries, attempts, state, agent_id, lease_expires, run_dir, "
-    "progress, result, error, completions, held, priority";
+    "progress, result, error, completions, held, priority, gpus, gpu_ids";
 
 json trial_row(Stmt& q) {
   json t = {{"id", q.i64(0)},
@@ -190,7 +213,9 @@ json trial_row(Stmt& q) {
             {"error", q.text(15)},
             {"completions", q.i64(16)},
             {"held", q.i64(17) != 0},
-            {"priority", q.i64(18)}};
+            {"priority", q.i64(18)},
+            {"gpus", q.i64(19)},
+            {"gpu_ids", parse_or(q.text(20), json::array())}};
   if (!q.null(10)) t["agent"] = q.i64(10);
   return t;
 }
@@ -204,9 +229,43 @@ std::string sweep_state(bool cancelled, const std::map<std::string, int64_t>& n,
   return "pending";
 }
 
+// An agent's GPUs as stored: nullopt for "any" (the Slurm executor), else its inventory (agents from
+// before GPU placement stored "" or "0,1").
+std::optional<std::vector<Gpu>> stored_gpus(const std::string& text) {
+  const json j = parse_or(text, json(text));
+  if (j == "any") return std::nullopt;
+  try {
+    return gpus_from_json(j, "agent GPUs");
+  } catch (const Error&) {
+    return std::vector<Gpu>{};
+  }
+}
+
+// What an agent can run at most: its slots and GPUs (-1: any number).
+struct Capacity {
+  int64_t slots = 0, gpus = 0;
+};
+
+// Why a pending trial that needs `ranks` slots and `gpus` GPUs of one agent cannot run on any live
+// agent; empty when one could run it (it waits for room, not for a bigger agent).
+std::string waiting_reason(int64_t ranks, int64_t gpus, const std::vector<Capacity>& agents) {
+  if (agents.empty()) return "no agent is connected";
+  int64_t most_slots = 0, most_gpus = 0;
+  for (const auto& a : agents) {
+    if (a.slots >= ranks && (a.gpus < 0 || a.gpus >= gpus)) return "";
+    most_slots = std::max(most_slots, a.slots);
+    most_gpus = a.gpus < 0 || most_gpus < 0 ? -1 : std::max(most_gpus, a.gpus);
+  }
+  if (most_gpus >= 0 && gpus > most_gpus) {
+    return fmt::format("needs {} GPU{}; the largest agent has {}", gpus, gpus == 1 ? "" : "s", most_gpus);
+  }
+  if (ranks > most_slots) return fmt::format("needs {} ranks; the largest agent has {} slots", ranks, most_slots);
+  return fmt::format("needs {} ranks and {} GPUs on one agent; no agent has both", ranks, gpus);
+}
+
 }  // namespace
 
-Store::Store(const std::string& path) : path_(path) {
+Store::Store(const std::string& path, double agent_timeout_s) : path_(path), agent_timeout_s_(agent_timeout_s) {
   if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
     std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
     sqlite3_close(db_);
@@ -226,15 +285,19 @@ Store::Store(const std::string& path) : path_(path) {
          "state TEXT NOT NULL DEFAULT 'pending', agent_id INTEGER, lease_expires REAL, run_dir TEXT NOT NULL DEFAULT '', "
          "progress TEXT NOT NULL DEFAULT '{}', result TEXT NOT NULL DEFAULT '', error TEXT NOT NULL DEFAULT '', "
          "completions INTEGER NOT NULL DEFAULT 0, updated REAL NOT NULL)");
-    // held and priority came later: a state file from before them gains the columns.
-    bool has_held = false;
+    // held and priority, then gpus and gpu_ids came later: a state file from before them gains the columns.
+    std::set<std::string> columns;
     {
       Stmt cols(db_, "PRAGMA table_info(trials)");
-      while (cols.step()) has_held = has_held || cols.text(1) == "held";
+      while (cols.step()) columns.insert(cols.text(1));
     }
-    if (!has_held) {
+    if (!columns.count("held")) {
       exec("ALTER TABLE trials ADD COLUMN held INTEGER NOT NULL DEFAULT 0");
       exec("ALTER TABLE trials ADD COLUMN priority INTEGER NOT NULL DEFAULT 0");
+    }
+    if (!columns.count("gpus")) {
+      exec("ALTER TABLE trials ADD COLUMN gpus INTEGER NOT NULL DEFAULT 0");
+      exec("ALTER TABLE trials ADD COLUMN gpu_ids TEXT NOT NULL DEFAULT '[]'");
     }
     exec("CREATE INDEX IF NOT EXISTS trials_state ON trials(state, id)");
     exec("CREATE TABLE IF NOT EXISTS agents (id INTEGER PRIMARY KEY, name TEXT NOT NULL, slots INTEGER NOT NULL, "
@@ -274,9 +337,10 @@ int64_t Store::create_sweep(const SweepSpec& spec) {
   base.step();
   int64_t idx = 0;
   for (const auto& t : spec.trials) {
-    Stmt q(db_, "INSERT INTO trials (sweep_id, idx, point, seed, overrides, ranks, max_retries, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+    Stmt q(db_, "INSERT INTO trials (sweep_id, idx, point, seed, overrides, ranks, max_retries, updated, gpus) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
     q.bind(1, id).bind(2, idx++).bind(3, t.point.dump()).bind(4, t.seed).bind(5, json(t.overrides).dump());
-    q.bind(6, spec.ranks).bind(7, spec.retries).bind(8, now);
+    q.bind(6, spec.ranks).bind(7, spec.retries).bind(8, now).bind(9, spec.gpus);
     q.step();
   }
   tx.commit();
@@ -295,6 +359,15 @@ json Store::sweep(int64_t id) {
   out["direction"] = direction == "min" || direction == "max" ? direction : default_direction(s.text(2));
   const auto axes = out["axes"].get<std::vector<std::string>>();
   const bool cancelled = s.i64(4) != 0;
+  std::vector<Capacity> live;
+  {
+    Stmt a(db_, "SELECT slots, gpus FROM agents WHERE last_seen >= ?");
+    a.bind(1, wall_now() - agent_timeout_s_);
+    while (a.step()) {
+      const auto gpus = stored_gpus(a.text(1));
+      live.push_back({a.i64(0), gpus ? static_cast<int64_t>(gpus->size()) : -1});
+    }
+  }
   Stmt q(db_, std::string("SELECT ") + kTrialColumns + " FROM trials WHERE sweep_id = ? ORDER BY idx");
   q.bind(1, id);
   json trials = json::array();
@@ -303,6 +376,10 @@ json Store::sweep(int64_t id) {
   while (q.step()) {
     json t = trial_row(q);
     t["label"] = point_label(t["point"], axes);
+    if (t["state"] == "pending" && !t["held"].get<bool>()) {
+      const std::string why = waiting_reason(t["ranks"], t["gpus"], live);
+      if (!why.empty()) t["waiting"] = why;
+    }
     ++counts[t["state"].get<std::string>()];
     held += t["held"].get<bool>() && (t["state"] == "pending" || t["state"] == "running") ? 1 : 0;
     trials.push_back(std::move(t));
@@ -335,7 +412,7 @@ void Store::cancel_sweep(int64_t id) {
   s.bind(1, id);
   s.step();
   if (sqlite3_changes(db_) == 0) throw NotFound("no sweep " + std::to_string(id));
-  Stmt t(db_, "UPDATE trials SET state = 'cancelled', agent_id = NULL, lease_expires = NULL, updated = ? "
+  Stmt t(db_, "UPDATE trials SET state = 'cancelled', agent_id = NULL, lease_expires = NULL, gpu_ids = '[]', progress = '{}', updated = ? "
               "WHERE sweep_id = ? AND state IN ('pending', 'running')");
   t.bind(1, wall_now()).bind(2, id);
   t.step();
@@ -413,10 +490,11 @@ json Store::results(int64_t id) {
   return out;
 }
 
-int64_t Store::register_agent(const std::string& name, int64_t slots, const std::string& gpus, const std::string& workdir) {
+int64_t Store::register_agent(const std::string& name, int64_t slots, const json& gpus, const std::string& workdir) {
+  if (gpus != "any") gpus_from_json(gpus, "agent '" + name + "'");  // throws on a malformed inventory
   Tx tx(db_);
   Stmt s(db_, "INSERT INTO agents (name, slots, gpus, workdir, last_seen) VALUES (?, ?, ?, ?, ?)");
-  s.bind(1, name).bind(2, slots).bind(3, gpus).bind(4, workdir).bind(5, wall_now());
+  s.bind(1, name).bind(2, slots).bind(3, gpus.dump()).bind(4, workdir).bind(5, wall_now());
   s.step();
   int64_t id = sqlite3_last_insert_rowid(db_);
   tx.commit();
@@ -430,31 +508,62 @@ void Store::agent_seen(int64_t agent) {
   if (sqlite3_changes(db_) == 0) throw NotFound("no agent " + std::to_string(agent));
 }
 
-json Store::lease(int64_t agent, int64_t free_slots, double lease_seconds) {
+json Store::agents() {
+  Stmt a(db_, "SELECT id, name, slots, gpus, workdir, last_seen FROM agents ORDER BY id");
+  const double since = wall_now() - agent_timeout_s_;
+  json out = json::array();
+  while (a.step()) {
+    const auto gpus = stored_gpus(a.text(3));
+    out.push_back({{"id", a.i64(0)}, {"name", a.text(1)}, {"slots", a.i64(2)}, {"gpus", gpus ? gpus_to_json(*gpus) : json("any")},
+                   {"workdir", a.text(4)}, {"last_seen", a.f64(5)}, {"live", a.f64(5) >= since}});
+  }
+  return out;
+}
+
+json Store::lease(int64_t agent, int64_t free_slots, double lease_seconds, const GpuOffer& offer) {
   Tx tx(db_);
   std::string workdir;
+  std::optional<std::vector<Gpu>> inventory;
   {
-    Stmt a(db_, "SELECT workdir FROM agents WHERE id = ?");
+    Stmt a(db_, "SELECT workdir, gpus FROM agents WHERE id = ?");
     a.bind(1, agent);
     if (!a.step()) throw NotFound("no agent " + std::to_string(agent));
     workdir = a.text(0);
+    inventory = stored_gpus(a.text(1));
+  }
+  // The GPUs this lease may hand out: offered, advertised, and held by none of the agent's running trials.
+  std::vector<int> free;
+  if (!offer.any) {
+    std::set<int> advertised, busy;
+    for (const auto& g : inventory.value_or(std::vector<Gpu>{})) advertised.insert(g.index);
+    Stmt r(db_, "SELECT gpu_ids FROM trials WHERE state = 'running' AND agent_id = ?");
+    r.bind(1, agent);
+    while (r.step()) {
+      for (const auto& g : parse_or(r.text(0), json::array())) busy.insert(g.get<int>());
+    }
+    for (int g : std::set<int>(offer.free.begin(), offer.free.end())) {
+      if (advertised.count(g) && !busy.count(g)) free.push_back(g);
+    }
   }
   Stmt q(db_, std::string("SELECT ") + kTrialColumns +
-                  " FROM trials WHERE state = 'pending' AND held = 0 AND ranks <= ? ORDER BY priority DESC, id LIMIT 1");
-  q.bind(1, free_slots);
+                  " FROM trials WHERE state = 'pending' AND held = 0 AND ranks <= ? AND gpus <= ? ORDER BY priority DESC, id LIMIT 1");
+  q.bind(1, free_slots).bind(2, offer.any ? std::numeric_limits<int64_t>::max() : static_cast<int64_t>(free.size()));
   if (!q.step()) {
     tx.commit();
     return json(nullptr);
   }
   json t = trial_row(q);
+  const std::vector<int> gpu_ids(free.begin(), free.begin() + (offer.any ? 0 : t["gpus"].get<int64_t>()));
   const int64_t id = t["id"], attempt = t["attempts"].get<int64_t>() + 1;
   std::string run_dir = t["run_dir"];
   // The first lease fixes the run directory; later leases (retries, requeues) reuse it, so a trial
   // resumes from its checkpoints (the work directories are on shared storage).
   if (run_dir.empty()) run_dir = workdir + "/sweep-" + std::to_string(t["sweep"].get<int64_t>()) + "/trial-" + std::to_string(id);
   const double now = wall_now();
-  Stmt u(db_, "UPDATE trials SET state = 'running', agent_id = ?, attempts = ?, lease_expires = ?, run_dir = ?, updated = ? WHERE id = ?");
-  u.bind(1, agent).bind(2, attempt).bind(3, now + lease_seconds).bind(4, run_dir).bind(5, now).bind(6, id);
+  Stmt u(db_, "UPDATE trials SET state = 'running', agent_id = ?, attempts = ?, lease_expires = ?, run_dir = ?, updated = ?, "
+              "gpu_ids = ? WHERE id = ?");
+  u.bind(1, agent).bind(2, attempt).bind(3, now + lease_seconds).bind(4, run_dir).bind(5, now);
+  u.bind(6, json(gpu_ids).dump()).bind(7, id);
   u.step();
   std::string base;
   {
@@ -468,6 +577,7 @@ json Store::lease(int64_t agent, int64_t free_slots, double lease_seconds) {
   t["run_dir"] = run_dir;
   t["state"] = "running";
   t["base_yaml"] = base;
+  t["gpu_ids"] = gpu_ids;
   return t;
 }
 
@@ -496,7 +606,7 @@ json Store::report(int64_t trial, int64_t agent, int64_t attempt, const std::str
   q.bind(1, trial);
   if (!q.step()) throw NotFound("no trial " + std::to_string(trial));
   const std::string state = q.text(0);
-  const bool holder = state == "running" && !q.null(1) && q.i64(1) == agent && q.i64(2) == attempt;
+  const bool holder = parse_trial_state(state) == TrialState::kRunning && !q.null(1) && q.i64(1) == agent && q.i64(2) == attempt;
   const int64_t attempts = q.i64(2), max_retries = q.i64(3);
   json out = {{"trial", trial}, {"state", state}};
   if (!holder) {  // a repeated or stale report: nothing changes
@@ -505,15 +615,19 @@ json Store::report(int64_t trial, int64_t agent, int64_t attempt, const std::str
     return out;
   }
   const double now = wall_now();
-  std::string next;
-  if (status == "succeeded") next = "succeeded";
-  else if (status == "requeue") next = "pending";
-  else next = attempts <= max_retries ? "pending" : "failed";
-  Stmt u(db_, "UPDATE trials SET state = ?, agent_id = NULL, lease_expires = NULL, result = ?, error = ?, "
+  const TrialState next = status == "succeeded" ? TrialState::kSucceeded
+                          : status == "requeue" || attempts <= max_retries ? TrialState::kPending
+                                                                           : TrialState::kFailed;
+  Stmt u(db_, "UPDATE trials SET state = ?, agent_id = NULL, lease_expires = NULL, gpu_ids = '[]', result = ?, error = ?, "
               "completions = completions + ?, updated = ? WHERE id = ?");
-  u.bind(1, next).bind(2, result.is_null() ? std::string() : result.dump()).bind(3, error);
+  u.bind(1, state_name(next)).bind(2, result.is_null() ? std::string() : result.dump()).bind(3, error);
   u.bind(4, int64_t{status == "succeeded" ? 1 : 0}).bind(5, now).bind(6, trial);
   u.step();
+  if (is_finished(next)) {  // its last step and ETA would only mislead
+    Stmt c(db_, "UPDATE trials SET progress = '{}' WHERE id = ?");
+    c.bind(1, trial);
+    c.step();
+  }
   if (status == "requeue") {  // a checkpointed stop (agent leaving) does not count against the retries
     Stmt r(db_, "UPDATE trials SET attempts = attempts - 1 WHERE id = ?");
     r.bind(1, trial);
@@ -521,14 +635,15 @@ json Store::report(int64_t trial, int64_t agent, int64_t attempt, const std::str
   }
   tx.commit();
   out["applied"] = true;
-  out["state"] = next;
+  out["state"] = state_name(next);
   return out;
 }
 
 int64_t Store::expire_leases(double now) {
   Tx tx(db_);
   Stmt u(db_, "UPDATE trials SET state = CASE WHEN attempts <= max_retries THEN 'pending' ELSE 'failed' END, "
-              "error = 'lease expired (agent lost)', agent_id = NULL, lease_expires = NULL, updated = ? "
+              "error = 'lease expired (agent lost)', agent_id = NULL, lease_expires = NULL, gpu_ids = '[]', "
+              "progress = CASE WHEN attempts <= max_retries THEN progress ELSE '{}' END, updated = ? "
               "WHERE state = 'running' AND lease_expires < ?");
   u.bind(1, now).bind(2, now);
   u.step();

@@ -21,6 +21,15 @@ json SweepSpec::to_json() const {
           {"gpus", gpus}, {"retries", retries}, {"trials", t}};
 }
 
+std::string check_gpus(int64_t ranks, int64_t gpus) {
+  if (gpus < 0) return fmt::format("resources.gpus must be >= 0 (got {})", gpus);
+  if (gpus % ranks != 0) {
+    return fmt::format("resources.gpus ({}) is per trial and must be 0 or a multiple of resources.ranks ({}): "
+                       "every rank gets the same number", gpus, ranks);
+  }
+  return "";
+}
+
 SweepSpec SweepSpec::from_json(const json& j) {
   SweepSpec s;
   try {
@@ -44,6 +53,7 @@ SweepSpec SweepSpec::from_json(const json& j) {
   }
   if (s.trials.empty()) fail("sweep: no trials");
   if (s.ranks < 1 || s.retries < 0) fail("sweep: ranks must be >= 1 and retries >= 0");
+  if (const std::string why = check_gpus(s.ranks, s.gpus); !why.empty()) fail("sweep: {}", why);
   if (s.direction != "min" && s.direction != "max") fail("sweep: direction must be min or max, not '{}'", s.direction);
   return s;
 }
@@ -175,6 +185,7 @@ SweepSpec load_sweep_spec(const std::string& path) {
     if (r["gpus"]) s.gpus = std::stoll(scalar_text(r["gpus"], path + ": resources.gpus"));
   }
   if (s.ranks < 1) fail("{}: resources.ranks must be at least 1", path);
+  if (const std::string why = check_gpus(s.ranks, s.gpus); !why.empty()) fail("{}: {}", path, why);
   if (s.retries < 0) fail("{}: retries must be >= 0", path);
   std::vector<int64_t> seeds{1};
   if (root["seeds"]) {

@@ -30,11 +30,16 @@ struct SweepSpec {
   std::vector<std::string> axes;       // axis keys in spec order
   std::string metric = "loss";         // a key of the trial's final evaluation (eval.json)
   std::string direction = "min";       // min | max: which end of the metric is better
+  // Per trial: `ranks` processes (mpirun or srun) on one agent, and `gpus` GPUs in all, an equal share
+  // per rank (CUDA_VISIBLE_DEVICES holds the trial's GPUs; rank k trains on the k-th).
   int64_t ranks = 1, gpus = 0, retries = 2;
   std::vector<TrialSpec> trials;
   nlohmann::json to_json() const;
   static SweepSpec from_json(const nlohmann::json& j);  // throws recur::Error naming the bad field
 };
+
+// Why `gpus` GPUs cannot be split over `ranks` ranks (negative, or not a multiple); empty when they can.
+std::string check_gpus(int64_t ranks, int64_t gpus);
 
 // Reads and expands a sweep spec file (YAML). `base` is resolved relative to the spec file. Axis keys
 // that are config keys become overrides; other axis keys (e.g. task.max_len) are variables for

@@ -378,6 +378,7 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const 
 
   // 4. the loop
   model->train();
+  const double earlier_seconds = progress.train_seconds;  // the attempts before this one, up to the checkpoint
   checkpoint::install_stop_signals();
   LogWindow window{progress.window_loss, progress.window_positions, progress.window_steps};
   LossReader losses(*host, device.is_cpu() || o.skip_nan, o.collective_timeout_s);
@@ -407,6 +408,7 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const 
     Batch all = make_batch(batch, task).to(device);
     if (task == Task::kStream && o.loss_last > 0) weight_last_positions(&all, o.loss_last);  // R-Transformer protocol
     const double positions = world * all.positions;
+    progress.train_seconds = earlier_seconds + log.elapsed_s();
     window.positions += positions;
     progress.tokens += static_cast<int64_t>(positions);
     // 4b. forward + backward (+ reduce), carrying the state
@@ -500,7 +502,7 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const 
     result["parameters"] = model::count_parameters(*model);
     result["ranks"] = world;
     result["ranks_identical"] = identical;
-    result["train_seconds"] = log.elapsed_s();
+    result["train_seconds"] = earlier_seconds + log.elapsed_s();
     result["device"] = device.str();
     if (reducer) result["buckets"] = reducer->num_buckets();
     // The paper's protocol beside ours (the last step's, above): each split's best evaluation during

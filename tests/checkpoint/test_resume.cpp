@@ -127,6 +127,26 @@ TEST_F(Resume, ResumedRunIsBitExact) {
   }
 }
 
+// eval.json's train_seconds is the whole run's training time: a resumed run adds the time of the attempts
+// before it, kept in the checkpoint's meta.json (a checkpoint from before that field counts 0).
+TEST_F(Resume, TrainSecondsSumOverEveryAttempt) {
+  const std::string dir = g_root + "/seconds";
+  ASSERT_EQ(run(train_cmd(1, "xl", dir, 8, "")), 0);
+  const double first = nlohmann::json::parse(read_file(dir + "/eval.json"))["train_seconds"];
+  const double at8 = checkpoint::read_meta(checkpoint::list_checkpoints(dir).back())["train_seconds"];
+  EXPECT_GT(at8, 0.0);
+  EXPECT_LE(at8, first);
+  ASSERT_EQ(run(train_cmd(1, "xl", dir, 16, "")), 0);
+  const double total = nlohmann::json::parse(read_file(dir + "/eval.json"))["train_seconds"];
+  const double second = read_metrics(dir).train.back()["elapsed_s"];  // the second attempt's own clock
+  EXPECT_GE(total, at8 + second);
+  EXPECT_GE(checkpoint::read_meta(checkpoint::list_checkpoints(dir).back())["train_seconds"].get<double>(), at8 + second);
+  checkpoint::Progress old = nlohmann::json{{"step", 3}, {"tokens", 10}};
+  EXPECT_EQ(old.train_seconds, 0.0);
+  checkpoint::Progress back = nlohmann::json(checkpoint::Progress{5, 1, 0.5, 0, 0, 0, 12.5});
+  EXPECT_EQ(back.train_seconds, 12.5);
+}
+
 // The other model families train data-parallel on 2 ranks through the same trainer and checkpoints,
 // and resume bitwise: brt and rsa_brt carry their block-recurrent state per stream.
 TEST_F(Resume, OtherModelsTrainOnTwoRanksAndResumeBitExact) {

@@ -568,7 +568,7 @@ class FakeSlurm : public CoordinatorProcess {
       write_file_atomic(bin + "/" + name, "#!/bin/sh\nd=" + bin + "\n" + body);
       ::chmod((bin + "/" + name).c_str(), 0755);
     };
-    script("sbatch", "n=$(( $(cat $d/count 2>/dev/null || echo 0) + 1 )); echo $n > $d/count; touch $d/jobs/$((100 + n)); echo $((100 + n))\n");
+    script("sbatch", "n=$(( $(cat $d/count 2>/dev/null || echo 0) + 1 )); echo $n > $d/count; echo \"$*\" >> $d/args; touch $d/jobs/$((100 + n)); echo $((100 + n))\n");
     script("squeue", "[ -f \"$d/jobs/$3\" ] && echo RUNNING; exit 0\n");
     script("scontrol", "echo \"JobId=$3 JobState=COMPLETED Reason=None\"\n");
     script("scancel", "rm -f \"$d/jobs/$1\"\n");
@@ -614,6 +614,113 @@ TEST_F(FakeSlurm, AHostileJobIdInTheStateNeverReachesAShell) {
   EXPECT_TRUE(eventually(15, [&] { return job() == "102"; })) << trial().dump();
   EXPECT_FALSE(path_exists(dir_ + "/pwned"));
   EXPECT_THAT(read_file(dir_ + "/coord.log"), HasSubstr("not a Slurm job id"));
+}
+
+// GPU placement (issue 21): a trial's GPUs reach Slurm as --gpus-per-task (resources.gpus is per
+// trial, split evenly over its ranks); a trial without GPUs asks for none.
+TEST_F(FakeSlurm, SbatchAsksForTheTrialsGpusPerTask) {
+  SweepSpec s = tiny_spec(1);
+  s.ranks = 2;
+  s.gpus = 4;
+  ASSERT_EQ(req("POST", "/api/sweeps", s.to_json().dump()).status, 200);
+  ASSERT_EQ(req("POST", "/api/sweeps", tiny_spec(1).to_json().dump()).status, 200);
+  ASSERT_TRUE(eventually(15, [&] { return path_exists(dir_ + "/bin/count") && read_file(dir_ + "/bin/count") == "2\n"; }));
+  const std::string args = read_file(dir_ + "/bin/args");
+  const std::string first = args.substr(0, args.find('\n')), second = args.substr(args.find('\n') + 1);
+  EXPECT_THAT(first, HasSubstr("-n 2 -o "));
+  EXPECT_THAT(first, HasSubstr(" --gpus-per-task=2 "));
+  EXPECT_THAT(second, ::testing::Not(HasSubstr("gpus")));
+  s.gpus = 3;  // not a multiple of the ranks: refused at the door
+  auto refused = req("POST", "/api/sweeps", s.to_json().dump());
+  EXPECT_EQ(refused.status, 400);
+  EXPECT_THAT(refused.body["error"].get<std::string>(), HasSubstr("multiple of resources.ranks"));
+}
+
+// Agents advertise their GPUs over the API; `sweep status` lists the live agents with their GPUs and
+// shows why a trial too large for all of them waits.
+TEST_F(LongLeases, StatusShowsAgentsGpusAndWhyATrialWaits) {
+  SweepSpec s = tiny_spec(2);
+  s.gpus = 4;
+  ASSERT_EQ(req("POST", "/api/sweeps", s.to_json().dump()).status, 200);
+  const json gpus = json::array({{{"index", 0}, {"name", "NVIDIA H100 80GB HBM3"}, {"memory_mib", 81559}}, {{"index", 1}}});
+  auto reg = req("POST", "/api/agents", json{{"name", "node1"}, {"slots", 2}, {"gpus", gpus}, {"workdir", "/w"}}.dump());
+  ASSERT_EQ(reg.status, 200) << reg.body.dump();
+  const std::string agent = std::to_string(reg.body["id"].get<int64_t>());
+  EXPECT_TRUE(req("POST", "/api/agents/" + agent + "/lease", R"({"free_slots": 2, "free_gpus": [0, 1]})").body["trial"].is_null());
+  EXPECT_EQ(req("POST", "/api/agents/" + agent + "/lease", R"({"free_slots": 2, "free_gpus": [0, "x"]})").status, 400);
+  EXPECT_EQ(req("POST", "/api/agents/" + agent + "/lease", R"({"free_slots": 2, "free_gpus": 3})").status, 400);
+  auto bad = req("POST", "/api/agents", R"({"name": "n", "slots": 1, "workdir": "/w", "gpus": [{"index": 0}, {"index": 0}]})");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_THAT(bad.body["error"].get<std::string>(), HasSubstr("GPU 0 is listed twice"));
+  // an agent from before GPU placement ("0,1") still registers
+  EXPECT_EQ(req("POST", "/api/agents", R"({"name": "old", "slots": 1, "workdir": "/w", "gpus": "0,1"})").status, 200);
+  auto cli = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {RECUR_BINARY, "sweep", "status"});
+    args.insert(args.end(), {"--coordinator", url_, "--token", token_});
+    return run_process(args);
+  };
+  auto one = cli({"1"});
+  EXPECT_EQ(one.exit_code, 0) << one.output;
+  EXPECT_THAT(one.output, HasSubstr("pending    attempts 0  model.n_layer=1, seed 1  (waiting: needs 4 GPUs; the largest agent has 2)"));
+  auto all = cli({});
+  EXPECT_THAT(all.output, HasSubstr("node1                2 slots, 2 GPUs: 0 (NVIDIA H100 80GB HBM3, 81559 MiB); 1"));
+  EXPECT_THAT(all.output, HasSubstr("old                  1 slots, 2 GPUs: 0; 1"));
+}
+
+// Operations (issue 21): `sweep status` shows a finished trial's final metric and none of its stale
+// progress; `sweep trials --csv` writes one row per trial with its cost in GPU-hours.
+TEST_F(LongLeases, FinishedTrialsShowTheirMetricAndTrialsGoToCsv) {
+  SweepSpec s = tiny_spec(3);
+  s.axes = {"model", "model.n_layer"};
+  for (auto& t : s.trials) t.point["model"] = "xl";
+  s.gpus = 2;
+  ASSERT_EQ(req("POST", "/api/sweeps", s.to_json().dump()).status, 200);
+  const std::string agent = std::to_string(
+      req("POST", "/api/agents", R"({"name": "a", "slots": 4, "workdir": "/w", "gpus": [{"index": 0}, {"index": 1}, {"index": 2}, {"index": 3}]})")
+          .body["id"]
+          .get<int64_t>());
+  auto lease = [&] { return req("POST", "/api/agents/" + agent + "/lease", R"({"free_slots": 4, "free_gpus": [0, 1, 2, 3]})").body["trial"]; };
+  auto beat = [&](int64_t trial, int64_t step) {
+    json b = {{"agent", std::stoll(agent)}, {"attempt", 1}, {"progress", {{"step", step}, {"steps", 100}, {"loss", 2.5}, {"eta_s", 9.0}}}};
+    EXPECT_TRUE(req("POST", "/api/trials/" + std::to_string(trial) + "/heartbeat", b.dump()).body["ok"].get<bool>());
+  };
+  const json t1 = lease(), t2 = lease();
+  ASSERT_TRUE(t1.is_object() && t2.is_object());
+  beat(1, 40);
+  beat(2, 10);
+  json done = {{"agent", std::stoll(agent)}, {"attempt", 1}, {"status", "succeeded"}, {"result", {{"bpc", 1.25}, {"step", 100}, {"train_seconds", 1800.0}}}};
+  ASSERT_EQ(req("POST", "/api/trials/1/report", done.dump()).status, 200);
+  EXPECT_EQ(req("GET", "/api/sweeps/1").body["trials"][0]["progress"], json::object());  // cleared
+  auto cli = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {RECUR_BINARY, "sweep"});
+    args.insert(args.end(), {"--coordinator", url_, "--token", token_});
+    return run_process(args);
+  };
+  auto status = cli({"status", "1"});
+  ASSERT_EQ(status.exit_code, 0) << status.output;
+  EXPECT_THAT(status.output, HasSubstr("succeeded  attempts 1  model=xl, model.n_layer=1, seed 1  bpc 1.25\n"));
+  EXPECT_THAT(status.output, HasSubstr("running    attempts 1  model=xl, model.n_layer=2, seed 1  step 10/100 loss 2.5000 [GPUs 2,3]"));
+  EXPECT_THAT(status.output, ::testing::Not(HasSubstr("step 40")));
+  auto csv = cli({"trials", "1", "--csv", dir_ + "/trials.csv"});
+  ASSERT_EQ(csv.exit_code, 0) << csv.output;
+  EXPECT_EQ(read_file(dir_ + "/trials.csv"),
+            "trial,point,seed,state,run_dir,bpc,steps,wall_seconds,gpu_hours\n"
+            "1,\"model=xl, model.n_layer=1\",1,succeeded,/w/sweep-1/trial-1,1.25,100,1800.0,1.0000\n"
+            "2,\"model=xl, model.n_layer=2\",1,running,/w/sweep-1/trial-2,,,,\n"
+            "3,\"model=xl, model.n_layer=3\",1,pending,,,,,\n");
+  auto table = cli({"trials", "1"});
+  EXPECT_THAT(table.output, HasSubstr("1 | model=xl, model.n_layer=1 | 1 | succeeded | /w/sweep-1/trial-1 | 1.25 | 100 | 1800.0 | 1.0000"));
+  EXPECT_NE(cli({"trials"}).exit_code, 0);
+}
+
+// Trial states are an enum; the state file and the JSON keep their names.
+TEST(Store, TrialStatesRoundTripThroughTheirNames) {
+  for (TrialState st : {TrialState::kPending, TrialState::kRunning, TrialState::kSucceeded, TrialState::kFailed, TrialState::kCancelled}) {
+    EXPECT_EQ(parse_trial_state(state_name(st)), st);
+  }
+  EXPECT_FALSE(is_finished(TrialState::kRunning));
+  EXPECT_TRUE(is_finished(TrialState::kCancelled));
+  EXPECT_THAT([] { parse_trial_state("done"); }, ::testing::ThrowsMessage<Error>(HasSubstr("unknown trial state 'done'")));
 }
 
 // Finding 3: `sweep results --plot DIR` runs the plot script without a shell, whatever DIR and
