@@ -4,6 +4,9 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include <c10/core/Event.h>
+#include <c10/core/StreamGuard.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -11,6 +14,7 @@
 #include <chrono>
 #include <csignal>
 #include <future>
+#include <optional>
 
 #include <spdlog/spdlog.h>
 
@@ -215,17 +219,28 @@ struct Snapshot {
   torch::Tensor rng, cuda_rng;  // cuda_rng: only when the model lives on a GPU
   int64_t cuda_device = -1;
   std::vector<std::pair<std::string, torch::Tensor>> state, params, moments;  // moments: rank 0 only
+  // Async saves of a GPU model: the host copies were queued on a side stream into pinned buffers and are
+  // complete once this event has happened (the writer waits for it, training does not).
+  std::unique_ptr<c10::Event> copied;
 };
 
 namespace {
 
 // `copy`: a host copy (async saves) — into `reuse` when it has the same shape and type, so repeated
 // saves do not pay for fresh pages; otherwise host views of the live tensors (sync saves, which
-// finish before training touches them again).
+// finish before training touches them again). A device tensor copied for an async save goes into pinned
+// memory without waiting (on the current stream: snapshot() makes it a side stream), complete at
+// Snapshot::copied.
 torch::Tensor host(const torch::Tensor& t, bool copy, const torch::Tensor& reuse = {}) {
   auto d = t.detach();
-  if (copy && reuse.defined() && reuse.sizes() == d.sizes() && reuse.scalar_type() == d.scalar_type()) {
-    torch::NoGradGuard ng;
+  torch::NoGradGuard ng;
+  const bool fits = reuse.defined() && reuse.sizes() == d.sizes() && reuse.scalar_type() == d.scalar_type();
+  if (copy && !d.device().is_cpu()) {
+    auto dst = fits ? reuse : at::empty(d.sizes(), d.options().device(torch::kCPU).pinned_memory(true));
+    dst.copy_(d, /*non_blocking=*/true);
+    return dst;
+  }
+  if (copy && fits) {
     reuse.copy_(d);
     return reuse;
   }
@@ -266,6 +281,19 @@ std::shared_ptr<Snapshot> Checkpointer::snapshot(const SaveRequest& r, bool copy
     s->cuda_rng = rng_state(device);
     s->cuda_device = device.index();
   }
+  // Async saves on a GPU: the copies run on a side stream after everything queued so far, and the compute
+  // stream waits for them (on the GPU, not the host) before the next step changes the parameters.
+  std::optional<c10::Stream> compute, side;
+  std::optional<c10::StreamGuard> on_side;
+  if (copy && device.is_cuda()) {
+    const auto* cuda = c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA);
+    compute = cuda->getStream(device);
+    side = cuda->getStreamFromGlobalPool(device, /*isHighPriority=*/false);
+    c10::Event produced(c10::DeviceType::CUDA);
+    produced.record(*compute);
+    produced.block(*side);
+    on_side.emplace(*side);
+  }
   if (r.state && !r.state->empty()) {
     s->state_rows = r.state->tensors.begin()->second.size(0);
     for (const auto& [k, v] : r.state->tensors) s->state.emplace_back(k, host(v, copy));
@@ -285,6 +313,11 @@ std::shared_ptr<Snapshot> Checkpointer::snapshot(const SaveRequest& r, bool copy
         fail("checkpoint: unsupported optimizer state for {}", p.key());
       }
     }
+  }
+  if (side) {
+    s->copied = std::make_unique<c10::Event>(c10::DeviceType::CUDA);
+    s->copied->record(*side);
+    s->copied->block(*compute);
   }
   return s;
 }
@@ -362,6 +395,7 @@ void write_manifest(const std::string& dir, int64_t step) {
 }  // namespace
 
 void Checkpointer::write(const Snapshot& s) {
+  if (s.copied) s.copied->synchronize();  // the pinned host copies of an async GPU save are complete
   parallel::Communicator& comm = *host_;
   const std::string tmp = root_ + "/" + step_name(s.progress.step) + ".tmp";
   if (comm.rank() == 0) {

@@ -1,5 +1,6 @@
 // The `recur` binary: dispatches to a subcommand and turns every error into one clear line.
 // Exit codes: 0 success, 1 error, 2 bad command line (see docs/cli.md).
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -8,6 +9,9 @@
 #include <vector>
 
 #include <H5public.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <c10/util/Exception.h>
 #include <mpi.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -44,6 +48,23 @@ const Command kCommands[] = {
     {"sweep", "submit and follow sweeps: `sweep submit|status|results|cancel`", recur::cli::cmd_sweep},
     {"agent", "run trials leased from a coordinator", recur::cli::cmd_agent},
 };
+
+// Training frees and allocates the same large activations every step. glibc hands blocks of 32 MB and
+// more straight back to the kernel (munmap) and maps fresh ones, so every step pays page faults to zero
+// the same memory again: a fifth of a CPU Transformer-XL step at T = M = 512 (perf; docs/benchmarks.md).
+// The compute commands keep freed memory in the process instead (no mmap'd blocks, no trimming below
+// 2 GB of free top), so a step reuses the last step's pages. RECUR_CPU_MALLOC=system keeps glibc's defaults.
+void keep_freed_memory(const std::string& command) {
+#ifdef __GLIBC__
+  if (command != "train" && command != "eval" && command != "bench" && command != "sample") return;
+  const char* setting = std::getenv("RECUR_CPU_MALLOC");
+  if (setting != nullptr && std::strcmp(setting, "system") == 0) return;
+  mallopt(M_MMAP_MAX, 0);
+  mallopt(M_TRIM_THRESHOLD, INT_MAX);
+#else
+  (void)command;
+#endif
+}
 
 void print_help() {
   std::printf(
@@ -127,6 +148,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   std::string name = argv[1];
+  keep_freed_memory(name);
   recur::cli::Argv args(argv + 2, argv + argc);
   for (const auto& c : kCommands) {
     if (name != c.name) continue;

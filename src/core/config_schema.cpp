@@ -91,6 +91,8 @@ const std::vector<KeySpec>& config_schema() {
       {"train.optimizer_kernel", ValueType::kString, "\"auto\"", "adam/adamw update: fused (ATen's fused kernel, one call "
        "per parameter group), loop (LibTorch's optimizer, one parameter at a time; the same state and, to 1e-6, the same "
        "result), auto (fused)", {"auto", "fused", "loop"}},
+      {"train.tf32", ValueType::kString, "\"auto\"", "fp32 matmuls and convolutions on GPUs in TF32 (10-bit mantissa "
+       "inputs, fp32 accumulation): on, off, auto (on for CUDA devices); no effect on the CPU", {"auto", "on", "off"}},
       {"train.lr", ValueType::kFloat, "2.5e-4", "peak learning rate", {}, 0.0},
       {"train.weight_decay", ValueType::kFloat, "0.0", "weight decay (decoupled for adamw)", {}, 0.0},
       {"train.beta1", ValueType::kFloat, "0.9", "Adam beta1", {}, 0.0, 1.0},

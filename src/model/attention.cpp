@@ -3,6 +3,8 @@
 
 #include <torch/torch.h>
 
+#include <map>
+
 #include <cmath>
 #include <limits>
 
@@ -25,6 +27,17 @@ AttentionKernel attention_kernel_from_string(const std::string& name) {
   fail("model.attention_kernel: '{}' is not one of auto, math, sdpa", name);
 }
 
+torch::Tensor causal_mask(int64_t T, const torch::Device& device) {
+  auto build = [&] { return torch::ones({T, T}, torch::TensorOptions().dtype(torch::kBool).device(device)).triu(1); };
+  if (!device.is_cpu() || T > kCachedMaskMax) return build();
+  // Per thread, so no lock; never freed (a few lengths of at most kCachedMaskMax^2 bytes each), so nothing
+  // is destroyed after LibTorch at exit. Callers only read the mask.
+  thread_local auto* masks = new std::map<int64_t, torch::Tensor>();
+  auto it = masks->find(T);
+  if (it == masks->end()) it = masks->emplace(T, build()).first;
+  return it->second;
+}
+
 torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                torch::nn::Dropout& drop, AttentionKernel kernel) {
   const int64_t T = q.size(2), dh = q.size(3);
@@ -34,10 +47,7 @@ torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k, c
     return at::scaled_dot_product_attention(q, k, v, {}, p, /*is_causal=*/T > 1, 1.0 / std::sqrt(static_cast<double>(dh)));
   }
   auto scores = torch::matmul(q, k.transpose(2, 3)) / std::sqrt(static_cast<double>(dh));
-  if (T > 1) {
-    auto mask = torch::ones({T, T}, torch::TensorOptions().dtype(torch::kBool).device(q.device())).triu(1);
-    scores = scores.masked_fill(mask, -std::numeric_limits<float>::infinity());
-  }
+  if (T > 1) scores = scores.masked_fill(causal_mask(T, q.device()), -std::numeric_limits<float>::infinity());
   return torch::matmul(drop(torch::softmax(scores, -1)), v);
 }
 

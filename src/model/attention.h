@@ -37,6 +37,11 @@ struct AttentionOptions {
   AttentionKernel kernel = AttentionKernel::kAuto;
 };
 
+// [T, T] bool, true above the diagonal (the keys a query must not see). On the CPU, built once per
+// length up to kCachedMaskMax per thread and shared: callers must not write to it.
+constexpr int64_t kCachedMaskMax = 1024;
+torch::Tensor causal_mask(int64_t T, const torch::Device& device);
+
 // Causal multi-head attention of q, k, v [B, H, T, dh] (scale 1/sqrt(dh)) for the models with their own
 // projections (R-Transformer, GPT, recurrent transformer). kMath: matmul, masked_fill, softmax, `drop`,
 // matmul, the expressions those models always used; kSdpa: at::scaled_dot_product_attention with

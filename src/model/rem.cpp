@@ -1,5 +1,5 @@
 // See rem.h. f is evaluated once per distinct lag for all heads at once ([h, q + k - 1] values, by
-// broadcasting), then spread over the [q, k] grid with one gather; nothing loops over i, j or heads.
+// broadcasting), then spread over the [q, k] grid as windows of one vector (unfold); nothing loops over i, j or heads.
 #include "model/rem.h"
 
 #include <torch/torch.h>
@@ -105,12 +105,9 @@ RemImpl::RemImpl(RemOptions o) : options_(std::move(o)) {
   // Cyclical heads: per (cos, sin) family, cos head i and sin head i form pair i.
   for (int f : {0, 1}) {
     const int64_t kc = c[f == 0 ? 1 : 4], ks = c[f == 0 ? 2 : 5];
-    const int64_t offset = static_cast<int64_t>(nu0.size());
     if (options_.cyclical == CyclicalParams::kSharedPair) {
       std::vector<double> v = spread(std::max(kc, ks), 1.0, 2.0);
       nu0.insert(nu0.end(), v.begin(), v.end());
-      for (int64_t i = 0; i < kc; ++i) pair_of_head_.push_back(offset + i);
-      for (int64_t i = 0; i < ks; ++i) pair_of_head_.push_back(offset + i);
     } else {
       for (int64_t k : {kc, ks}) {
         std::vector<double> v = spread(k, 1.0, 2.0);
@@ -123,6 +120,7 @@ RemImpl::RemImpl(RemOptions o) : options_(std::move(o)) {
   auto theta0 = torch::full({static_cast<int64_t>(nu0.size())}, M_PI / 4);
   if (options_.cyclical == CyclicalParams::kFixedTheta) theta = register_buffer("theta", theta0);
   else theta = register_parameter("theta", theta0);
+  place_constants(torch::kCPU);
 }
 
 torch::Tensor RemImpl::gate() { return torch::sigmoid(mu).squeeze(0); }
@@ -131,27 +129,24 @@ torch::Tensor RemImpl::matrices(int64_t qlen, int64_t mlen) {
   if (qlen < 1 || mlen < 0) fail("REM matrices need qlen >= 1 and mlen >= 0, got qlen {} and mlen {}", qlen, mlen);
   if (options_.kind == RemKind::kFull) return full_matrices(qlen, mlen);
   const int64_t klen = qlen + mlen;
-  auto long_options = mu.options().dtype(torch::kInt64);
-  // Every lag that occurs, lags[t] = t - (qlen - 1): from -(qlen - 1) (the first query against the last
-  // key) up to klen - 1 (the last query against the first key).
-  auto lags = torch::arange(-(qlen - 1), klen, long_options);
-  auto values = options_.kind == RemKind::kToeplitz ? toeplitz_values(lags) : parametric_values(lags);  // [h, n]
-  // P[:, i, j] = values[:, lag + qlen - 1] with lag = i + mlen - j.
-  auto column = torch::arange(qlen, long_options).unsqueeze(1) - torch::arange(klen, long_options).unsqueeze(0);
-  auto index = (column + (mlen + qlen - 1)).reshape({-1});
-  return values.index_select(/*dim=*/1, index).view({n_heads_, qlen, klen});
+  // values[:, t] is f at lag t - (qlen - 1): every lag that occurs, from -(qlen - 1) (the first query
+  // against the last key) up to klen - 1 (the last query against the first key).
+  torch::Tensor values;  // [h, qlen + klen - 1]
+  if (options_.kind == RemKind::kToeplitz) {
+    values = toeplitz_values(qlen, klen);
+  } else {
+    values = parametric_values(torch::arange(-(qlen - 1), klen, mu.options().dtype(torch::kInt64)));
+  }
+  // P[:, i, j] = values[:, (klen - 1) + i - j] (lag i + mlen - j): row r of the windows of the reversed
+  // values is rev[r .. r + klen), i.e. query qlen - 1 - r, so one row flip gives P. unfold's backward sums
+  // each diagonal within one thread, where an index_select's (index_add_) uses atomics on CUDA: this
+  // keeps RSA gradients bitwise reproducible on GPUs.
+  return values.flip(1).unfold(/*dimension=*/1, /*size=*/klen, /*step=*/1).flip(1);
 }
 
 torch::Tensor RemImpl::parametric_values(const torch::Tensor& lags) {
   const auto& c = options_.counts;
-  if (!head_dilation_.defined() || head_dilation_.device() != lags.device()) {
-    std::vector<int64_t> dilation(static_cast<size_t>(c[0] + c[1] + c[2]), 1);
-    dilation.insert(dilation.end(), options_.dilations.begin(), options_.dilations.end());
-    std::vector<int64_t> is_sin;
-    for (int t = 0; t < 6; ++t) is_sin.insert(is_sin.end(), static_cast<size_t>(c[t]), t == 2 || t == 5 ? 1 : 0);
-    head_dilation_ = torch::tensor(dilation, torch::kInt64).view({n_heads_, 1}).to(lags.device());
-    head_is_sin_ = torch::tensor(is_sin, torch::kInt64).view({n_heads_, 1}).to(lags.device()).to(torch::kBool);
-  }
+  if (head_dilation_.device() != lags.device()) place_constants(lags.device());  // moved other than by to()
   const int64_t K = options_.truncation;
   auto valid = (options_.masked ? lags.ge(1) : lags.ne(0)).unsqueeze(0);  // [1, n]
   auto dist = lags.abs().unsqueeze(0);                                      // [1, n]
@@ -163,14 +158,10 @@ torch::Tensor RemImpl::parametric_values(const torch::Tensor& lags) {
   // their cos factor is exactly 1.
   const int64_t k1 = c[0], k23 = c[1] + c[2];
   auto lambda = torch::tanh(eta), gamma = torch::sigmoid(nu);
-  torch::Tensor angles = theta;
-  if (!pair_of_head_.empty()) {  // shared pairs: one (nu, theta) per pair, spread to its two heads
-    if (!pair_index_.defined() || pair_index_.device() != lags.device()) {
-      pair_index_ = torch::tensor(pair_of_head_, torch::kInt64).to(lags.device());
-    }
-    gamma = gamma.index_select(0, pair_index_);
-    angles = theta.index_select(0, pair_index_);
-  }
+  // Cyclical heads in head order (k2 k3 | k5 k6); shared pairs spread one (nu, theta) to their two heads
+  // by slices, whose backward has no atomics (see matrices()).
+  gamma = cyclical_per_head(gamma);
+  torch::Tensor angles = cyclical_per_head(theta);
   auto base = torch::cat({lambda.slice(0, 0, k1), gamma.slice(0, 0, k23), lambda.slice(0, k1), gamma.slice(0, k23)});
   auto angle = torch::cat({angles.new_zeros({k1}), angles.slice(0, 0, k23), angles.new_zeros({c[3]}), angles.slice(0, k23)});
   auto phase = power * angle.unsqueeze(1);
@@ -178,12 +169,45 @@ torch::Tensor RemImpl::parametric_values(const torch::Tensor& lags) {
   return (torch::pow(base.unsqueeze(1), power) * wave).masked_fill(keep.logical_not(), 0.0);
 }
 
-torch::Tensor RemImpl::toeplitz_values(const torch::Tensor& lags) {
+torch::Tensor RemImpl::toeplitz_values(int64_t qlen, int64_t klen) {
+  // Lags -(qlen - 1) .. klen - 1 from slices of the weights (column l - 1 is lag l), no gather: lag 0 and
+  // lags beyond K are 0, negative lags are 0 (masked) or mirror the positive ones (unmasked).
   const int64_t K = options_.truncation;
-  auto dist = lags.abs();
-  auto keep = (options_.masked ? lags.ge(1) : lags.ne(0)) & dist.le(K);
-  auto w = weights.index_select(/*dim=*/1, (dist - 1).clamp(0, K - 1));
-  return w.masked_fill(keep.logical_not().unsqueeze(0), 0.0);
+  const int64_t ahead = std::min(K, klen - 1), behind = options_.masked ? 0 : std::min(K, qlen - 1);
+  auto zeros = [&](int64_t n) { return weights.new_zeros({n_heads_, n}); };
+  return torch::cat({zeros(qlen - 1 - behind), weights.slice(1, 0, behind).flip(1), zeros(1),
+                     weights.slice(1, 0, ahead), zeros(klen - 1 - ahead)}, /*dim=*/1);
+}
+
+torch::Tensor RemImpl::cyclical_per_head(const torch::Tensor& t) const {
+  if (options_.cyclical != CyclicalParams::kSharedPair) return t;
+  const auto& c = options_.counts;
+  const int64_t second = std::max(c[1], c[2]);  // the dilated family's pairs follow the non-dilated ones
+  return torch::cat({t.slice(0, 0, c[1]), t.slice(0, 0, c[2]), t.slice(0, second, second + c[4]),
+                     t.slice(0, second, second + c[5])});
+}
+
+void RemImpl::place_constants(torch::Device device) {
+  if (options_.kind != RemKind::kParametric) return;
+  const auto& c = options_.counts;
+  std::vector<int64_t> dilation(static_cast<size_t>(c[0] + c[1] + c[2]), 1);
+  dilation.insert(dilation.end(), options_.dilations.begin(), options_.dilations.end());
+  std::vector<int64_t> is_sin;
+  for (int t = 0; t < 6; ++t) is_sin.insert(is_sin.end(), static_cast<size_t>(c[t]), t == 2 || t == 5 ? 1 : 0);
+  head_dilation_ = torch::tensor(dilation, torch::kInt64).view({n_heads_, 1}).to(device);
+  head_is_sin_ = torch::tensor(is_sin, torch::kInt64).view({n_heads_, 1}).to(device).to(torch::kBool);
+}
+
+void RemImpl::to(torch::Device device, torch::Dtype dtype, bool non_blocking) {
+  torch::nn::Module::to(device, dtype, non_blocking);
+  place_constants(device);
+}
+
+void RemImpl::to(torch::Dtype dtype, bool non_blocking) { torch::nn::Module::to(dtype, non_blocking); }
+
+void RemImpl::to(torch::Device device, bool non_blocking) {
+  torch::nn::Module::to(device, non_blocking);
+  place_constants(device);
 }
 
 torch::Tensor RemImpl::full_matrices(int64_t qlen, int64_t mlen) {

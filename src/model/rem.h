@@ -68,19 +68,25 @@ class RemImpl : public torch::nn::Module {
   // (column l - 1 is lag l), mu. FL: weights [n_heads, max_qlen, max_klen], mu. Unused ones are undefined.
   torch::Tensor eta, nu, theta, weights, mu;
 
+  // Moving the module moves the per-head constants with it, so a forward pass never copies from the host
+  // (a copy inside a forward stalls the stream and cannot be captured in a CUDA graph).
+  void to(torch::Device device, torch::Dtype dtype, bool non_blocking = false) override;
+  void to(torch::Dtype dtype, bool non_blocking = false) override;
+  void to(torch::Device device, bool non_blocking = false) override;
+
  private:
   torch::Tensor parametric_values(const torch::Tensor& lags);
-  torch::Tensor toeplitz_values(const torch::Tensor& lags);
+  torch::Tensor toeplitz_values(int64_t qlen, int64_t klen);
+  // theta or sigmoid(nu) per cyclical head in head order (k2 k3 | k5 k6): shared pairs give their one
+  // value to both heads.
+  torch::Tensor cyclical_per_head(const torch::Tensor& t) const;
+  void place_constants(torch::Device device);
   torch::Tensor full_matrices(int64_t qlen, int64_t mlen);
 
   RemOptions options_;
   int64_t n_heads_ = 0;
-  // Per-head constants of the parametric kind, [n_heads, 1], kept on the parameters' device so that a
-  // forward pass copies nothing from the host (a host copy can stall a GPU stream every layer).
+  // Per-head constants of the parametric kind, [n_heads, 1], on the parameters' device (see to()).
   torch::Tensor head_dilation_, head_is_sin_;
-  // Cyclical head -> index into nu/theta (undefined: the identity, one entry per head).
-  std::vector<int64_t> pair_of_head_;
-  torch::Tensor pair_index_;
 };
 TORCH_MODULE(Rem);
 

@@ -154,7 +154,12 @@ nlohmann::json bench_step(const Config& c, const StepBenchOptions& o) {
                       {"model_flops_per_token", flops.train},
                       {"model_tflops_per_s", tokens_per_s * flops.train / 1e12 / world}};
   // Model FLOPs utilisation against the device's dense peak for the precision (GPU only).
-  const double peak = o.peak_tflops > 0 ? o.peak_tflops : peak_tflops(device_name(device), opts.precision());
+  // fp32 matmuls run in TF32 when train.tf32 turned it on (resolve_device): the peak is TF32's.
+  const bool tf32 = at::globalContext().float32Precision(at::Float32Backend::CUDA, at::Float32Op::MATMUL) ==
+                    at::Float32Precision::TF32;
+  const std::string precision = opts.bf16 ? "bf16" : tf32 ? "tf32" : "fp32";
+  const double peak = o.peak_tflops > 0 ? o.peak_tflops : peak_tflops(device_name(device), precision);
+  j["tf32"] = tf32;
   if (device.is_cuda() || o.peak_tflops > 0) {
     if (peak > 0) {
       j["peak_tflops"] = peak;

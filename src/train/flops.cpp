@@ -44,10 +44,11 @@ FlopCount model_flops_per_token(model::LanguageModel& model, const Config& c, in
 }
 
 double peak_tflops(const std::string& name, const std::string& precision) {
-  const bool bf16 = precision == "bf16";
-  // NVIDIA's datasheets, dense (no sparsity); SXM parts.
-  if (name.find("H200") != std::string::npos || name.find("H100") != std::string::npos) return bf16 ? 989.4 : 66.9;
-  if (name.find("A100") != std::string::npos) return bf16 ? 312.0 : 19.5;
+  // NVIDIA's datasheets, dense (no sparsity); SXM parts. tf32: fp32 matmuls with train.tf32 on.
+  const int column = precision == "bf16" ? 0 : precision == "tf32" ? 1 : 2;
+  auto pick = [column](double bf16, double tf32, double fp32) { return column == 0 ? bf16 : column == 1 ? tf32 : fp32; };
+  if (name.find("H200") != std::string::npos || name.find("H100") != std::string::npos) return pick(989.4, 494.7, 66.9);
+  if (name.find("A100") != std::string::npos) return pick(312.0, 156.0, 19.5);
   return 0.0;
 }
 

@@ -31,8 +31,8 @@ struct FlopCount {
 
 FlopCount model_flops_per_token(model::LanguageModel& model, const Config& config, int64_t vocab);
 
-// Dense peak TFLOP/s of a GPU for a precision ("bf16", "fp32"), from its name (H100, H200, A100);
-// 0 when unknown. fp32 is the plain FP32 peak (LibTorch leaves TF32 off by default).
+// Dense peak TFLOP/s of a GPU for a precision ("bf16", "tf32": fp32 with train.tf32 on, "fp32": plain
+// FP32), from its name (H100, H200, A100); 0 when unknown.
 double peak_tflops(const std::string& device_name, const std::string& precision);
 
 }  // namespace recur::train

@@ -17,6 +17,17 @@ void fused_step(torch::optim::Optimizer& opt, bool decoupled) {
   for (auto& group : opt.param_groups()) {
     const auto& o = static_cast<const Options&>(group.options());
     std::vector<torch::Tensor> params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps;
+    // The kernel reads each parameter's step count (already advanced) from a 0-dim tensor on its device, and
+    // only reads it: parameters with the same count share one, so a step makes one such tensor per distinct
+    // count (normally one), not one small fill per parameter.
+    std::vector<std::pair<int64_t, torch::Tensor>> counts;
+    auto count_tensor = [&counts](int64_t step, const torch::Tensor& p) {
+      for (const auto& [n, t] : counts) {
+        if (n == step && t.device() == p.device()) return t;
+      }
+      counts.emplace_back(step, torch::full({}, static_cast<double>(step), p.options().dtype(torch::kFloat32)));
+      return counts.back().second;
+    };
     for (auto& p : group.params()) {
       if (!p.grad().defined()) continue;
       auto& slot = opt.state()[p.unsafeGetTensorImpl()];
@@ -35,8 +46,7 @@ void fused_step(torch::optim::Optimizer& opt, bool decoupled) {
       exp_avgs.push_back(st.exp_avg());
       exp_avg_sqs.push_back(st.exp_avg_sq());
       if (o.amsgrad()) max_exp_avg_sqs.push_back(st.max_exp_avg_sq());
-      // The kernel reads the step count (already advanced) from a tensor on the parameter's device.
-      steps.push_back(torch::full({}, static_cast<double>(st.step()), p.options().dtype(torch::kFloat32)));
+      steps.push_back(count_tensor(st.step(), p));
     }
     if (params.empty()) continue;
     const auto [beta1, beta2] = o.betas();

@@ -239,7 +239,19 @@ nlohmann::json evaluate_splits(model::LanguageModel& model, const data::Dataset&
 }
 }  // namespace
 
-torch::Device resolve_device(const Config& c, const parallel::LaunchInfo& launch) {
+void set_tf32(const Config& c, const torch::Device& device) {
+  const std::string t = c.get_string("train.tf32");
+  const bool on = t == "on" || (t == "auto" && device.is_cuda());
+  // Set either way, so that "off" also holds in a process where something else turned TF32 on.
+  for (at::Float32Op op : {at::Float32Op::MATMUL, at::Float32Op::CONV}) {
+    at::globalContext().setFloat32Precision(at::Float32Backend::CUDA, op,
+                                            on ? at::Float32Precision::TF32 : at::Float32Precision::IEEE);
+  }
+}
+
+namespace {
+// train.device alone; resolve_device also sets what depends on it.
+torch::Device find_device(const Config& c, const parallel::LaunchInfo& launch) {
   const std::string d = c.get_string("train.device");
   if (d == "cpu") return torch::Device(torch::kCPU);
   const bool pinned = d.rfind("cuda:", 0) == 0;
@@ -256,6 +268,14 @@ torch::Device resolve_device(const Config& c, const parallel::LaunchInfo& launch
   }
   return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
 }
+}  // namespace
+
+torch::Device resolve_device(const Config& c, const parallel::LaunchInfo& launch) {
+  torch::Device device = find_device(c, launch);
+  set_tf32(c, device);
+  return device;
+}
+
 
 namespace {
 // A failed `recur train` leaves no empty run directory behind: the directory this invocation created

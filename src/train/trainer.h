@@ -43,7 +43,11 @@ nlohmann::json run_training(const Config& config, const std::string& run_dir, co
 // train.device for this rank: auto (its local rank's GPU when CUDA is available, else the CPU), cpu,
 // cuda (an error without a GPU, or when the node has fewer GPUs than local ranks), or cuda:N (GPU N for
 // every rank of the node: several ranks may share one GPU, e.g. for a test).
+// Also sets train.tf32 for the device (set_tf32).
 torch::Device resolve_device(const Config& config, const parallel::LaunchInfo& launch);
+// train.tf32: fp32 matmuls and convolutions on CUDA in TF32 when "on", or "auto" on a CUDA device; IEEE
+// fp32 otherwise (a process-wide ATen setting; it has no effect on CPU kernels).
+void set_tf32(const Config& config, const torch::Device& device);
 
 // Loads RUN_DIR's config and parameters and evaluates a split: on the run's train.device where this
 // machine has it, else on the CPU (parameters saved from a GPU load onto the CPU first).

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <complex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -526,6 +527,43 @@ TEST(Rem, ApplyEqualsTheBroadcastProduct) {
   }
   EXPECT_THAT([] { rem_apply(torch::zeros({2, 3, 4}), torch::zeros({1, 3, 4, 5})); },
               ::testing::ThrowsMessage<Error>(HasSubstr("same h and k")));
+}
+
+// Every backward node from P to the parameters, by name.
+std::set<std::string> backward_nodes(const torch::Tensor& P) {
+  std::set<std::string> names;
+  std::vector<torch::autograd::Node*> todo{P.grad_fn().get()};
+  while (!todo.empty()) {
+    torch::autograd::Node* node = todo.back();
+    todo.pop_back();
+    if (node == nullptr || !names.insert(node->name()).second) continue;
+    for (const auto& edge : node->next_edges()) todo.push_back(edge.function.get());
+  }
+  return names;
+}
+
+// Issue 19 item 3: on CUDA the backward of index_select / gather / index / as_strided with repeated
+// indices is index_add_ or index_put_ with atomics, so RSA gradients would differ run to run. P must be
+// built from elementwise ops, slices, flips and unfold (whose backward sums each entry in one thread).
+TEST(Rem, MatricesHaveNoAtomicScatterInTheirBackward) {
+  std::vector<RemOptions> kinds;
+  for (bool masked : {true, false}) {
+    for (CyclicalParams cyc : {CyclicalParams::kSharedPair, CyclicalParams::kFixedTheta, CyclicalParams::kPerHead}) {
+      kinds.push_back(parametric({1, 2, 1, 1, 1, 2}, {2, 3, 2, 4}, 5, masked, cyc));
+    }
+    kinds.push_back(toeplitz(2, 4, masked));
+    kinds.push_back(full(2, 6, 10, masked));
+  }
+  for (const RemOptions& o : kinds) {
+    Rem rem(o);
+    auto P = rem->matrices(5, 3);
+    ASSERT_TRUE(P.requires_grad());
+    for (const std::string& name : backward_nodes(P)) {
+      for (const char* atomic : {"IndexSelect", "Gather", "Scatter", "IndexBackward", "IndexPut", "IndexAdd", "AsStrided"}) {
+        EXPECT_EQ(name.find(atomic), std::string::npos) << name << " in the backward of " << int(o.kind) << " REMs";
+      }
+    }
+  }
 }
 
 std::string error_of(const RemOptions& o) {

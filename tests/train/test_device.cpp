@@ -18,6 +18,7 @@
 #include "train/options.h"
 #include "train/step.h"
 #include "train/task.h"
+#include "train/trainer.h"
 
 namespace recur::train {
 namespace {
@@ -75,7 +76,7 @@ void cpu_shape_kernel(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
 }
 
 TORCH_LIBRARY_IMPL(aten, Meta, m) {
-  for (const char* op : {"where.self", "unfold_backward", "embedding_dense_backward", "relu", "native_layer_norm_backward", "native_batch_norm", "abs.out", "log_sigmoid_forward", "logical_not", "index_select"}) {
+  for (const char* op : {"where.self", "unfold_backward", "embedding_dense_backward", "relu", "native_layer_norm_backward", "native_batch_norm", "abs.out", "log_sigmoid_forward", "logical_not", "index_select", "flip"}) {
     m.impl(op, torch::CppFunction::makeFromBoxedFunction<&cpu_shape_kernel>());
   }
 }
@@ -101,6 +102,27 @@ Batch meta_batch(Task task, int64_t rows, int64_t cols, int64_t vocab) {
   if (task != Task::kStream) b.weight = torch::ones({rows, cols}, meta(torch::kFloat32));
   b.positions = static_cast<double>(rows * cols);
   return b;
+}
+
+// train.tf32 (issue 19): TF32 for CUDA matmuls and convolutions when on, or auto on a CUDA device.
+TEST(DeviceTest, Tf32FollowsTheSettingAndTheDevice) {
+  auto precision = [](at::Float32Op op) { return at::globalContext().float32Precision(at::Float32Backend::CUDA, op); };
+  const torch::Device cpu(torch::kCPU), cuda(torch::kCUDA, 0);
+  struct Case {
+    std::string setting;
+    torch::Device device;
+    at::Float32Precision expected;
+  };
+  for (const Case& k : {Case{"auto", cuda, at::Float32Precision::TF32}, Case{"auto", cpu, at::Float32Precision::IEEE},
+                        Case{"on", cpu, at::Float32Precision::TF32}, Case{"off", cuda, at::Float32Precision::IEEE},
+                        Case{"on", cuda, at::Float32Precision::TF32}}) {
+    Config c = Config::load(std::string(RECUR_SOURCE_DIR) + "/configs/tiny/xl.yaml", {"train.tf32=" + k.setting});
+    set_tf32(c, k.device);
+    EXPECT_EQ(precision(at::Float32Op::MATMUL), k.expected) << k.setting << " on " << k.device;
+    EXPECT_EQ(precision(at::Float32Op::CONV), k.expected) << k.setting << " on " << k.device;
+  }
+  EXPECT_THROW(Config::load(std::string(RECUR_SOURCE_DIR) + "/configs/tiny/xl.yaml", {"train.tf32=yes"}), Error);
+  set_tf32(Config::load(std::string(RECUR_SOURCE_DIR) + "/configs/tiny/xl.yaml", {}), cpu);  // leave IEEE behind
 }
 
 TEST(DeviceTest, LabelBitsStayOnTheDeviceOfTheLabelSets) {
@@ -235,6 +257,8 @@ TEST(FlopsTest, TinyXlMatchesTheHandCount) {
   EXPECT_EQ(f.train, 3 * (2 * dense + attention));
   EXPECT_EQ(peak_tflops("NVIDIA H200", "bf16"), 989.4);
   EXPECT_EQ(peak_tflops("NVIDIA H100 80GB HBM3", "fp32"), 66.9);
+  EXPECT_EQ(peak_tflops("NVIDIA H100 80GB HBM3", "tf32"), 494.7);
+  EXPECT_EQ(peak_tflops("NVIDIA A100-SXM4-80GB", "tf32"), 156.0);
   EXPECT_EQ(peak_tflops("Tesla T4", "bf16"), 0.0);
 }
 
