@@ -171,11 +171,11 @@ void from_json(const json& j, Progress& p) {
   p.step = j.value("step", p.step);
   p.tokens = j.value("tokens", p.tokens);
   p.loss = j.value("loss", p.loss);
+  p.train_seconds = j.value("train_seconds", p.train_seconds);
   if (j.contains("window") && j["window"].is_object()) {
     const json& w = j["window"];
     p.window_loss = w.value("loss", p.window_loss);
     p.window_positions = w.value("positions", p.window_positions);
-  p.train_seconds = j.value("train_seconds", p.train_seconds);
     p.window_steps = w.value("steps", p.window_steps);
   }
 }

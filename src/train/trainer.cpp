@@ -378,6 +378,7 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const 
   const int64_t start_step = progress.step, steps = o.steps;
   source.start(start_step);
   MetricsLog log(run_dir, lead, task, word_level(ds), steps, start_step, c.get_bool("log.tensorboard"));
+  const double earlier_seconds = progress.train_seconds;  // the attempts before this one, up to the checkpoint
   // Each split's best evaluation and the stop rule (eval.every_epoch), re-derived on a resume from the
   // evaluation records metrics.jsonl keeps (those up to the checkpoint's step); a run that stopped by the
   // rule (train.stop_at_mean_accuracy) and is resumed does not train on.
@@ -398,7 +399,6 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const 
 
   // 4. the loop
   model->train();
-  const double earlier_seconds = progress.train_seconds;  // the attempts before this one, up to the checkpoint
   checkpoint::install_stop_signals();
   LogWindow window{progress.window_loss, progress.window_positions, progress.window_steps};
   LossReader losses(*host, device.is_cpu() || o.skip_nan, o.collective_timeout_s);
@@ -408,6 +408,7 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const 
     progress.window_loss = window.loss;
     progress.window_positions = window.positions;
     progress.window_steps = window.steps;
+    progress.train_seconds = earlier_seconds + log.elapsed_s();
     checkpoint::SaveRequest req;
     req.progress = progress;
     req.model = model.get();
@@ -428,7 +429,6 @@ nlohmann::json train_on_rank(const Config& c, const std::string& run_dir, const 
     Batch all = make_batch(batch, task).to(device);
     if (task == Task::kStream && o.loss_last > 0) weight_last_positions(&all, o.loss_last);  // R-Transformer protocol
     const double positions = world * all.positions;
-    progress.train_seconds = earlier_seconds + log.elapsed_s();
     window.positions += positions;
     progress.tokens += static_cast<int64_t>(positions);
     // 4b. forward + backward (+ reduce), carrying the state
