@@ -40,7 +40,7 @@ def main():
         for p in pts:  # each seed
             vals = p.get("values", [p["mean"]])
             ys_all += vals
-            ax.scatter([p["x"]] * len(vals), vals, s=12, color=c, alpha=0.35, linewidths=0)
+            ax.scatter([p["x"]] * len(vals), vals, s=18, color=c, alpha=0.45, linewidths=0)
         ax.errorbar(xs, [p["mean"] for p in pts], yerr=[p.get("sd", 0.0) for p in pts], fmt="o", color=c,
                     capsize=3, markersize=5)
         lo, hi = math.log(min(xs)), math.log(max(xs))

@@ -25,7 +25,8 @@ function num(v,digits){return v===undefined||v===null?'':esc(Number(v).toFixed(d
 // Only finite numbers become SVG coordinates: anything else (a string, NaN, null) is left out.
 function fin(v){return typeof v==='number'&&isFinite(v);}
 function range(vs){let lo=Infinity,hi=-Infinity;for(const v of vs){if(v<lo)lo=v;if(v>hi)hi=v;}return [lo,hi];}
-function tick(v){return Math.abs(v)>=1e4||(v!==0&&Math.abs(v)<1e-2)?v.toExponential(0).replace('e+','e'):String(+v.toPrecision(3));}
+// Tick labels with as few digits as keep them apart (a narrow range needs more).
+function ticks(vs){for(let p=1;p<=8;p++){const ls=vs.map(v=>Math.abs(v)>=1e4||(v!==0&&Math.abs(v)<1e-2)?v.toExponential(p-1).replace('e+','e'):String(+v.toPrecision(Math.max(p,2))));if(new Set(ls).size===ls.length||p===8)return ls;}}
 async function refresh(){
   try{
     const sweeps=await api('/api/sweeps');let html='';
@@ -92,17 +93,21 @@ function chart(r){
   if(!fin(ya)||!fin(yb)||!fin(xa)||!fin(xb))return '';
   if(yb-ya<1e-9){ya-=0.5;yb+=0.5;}
   const xs=(xb-xa)||1,padx=logx?0.05*xs:0;
-  const W=560,H=340,L=64,B=44,T=14,R=14;
+  const legends=series.length+(fits.length?1:0),W=560,H=300,L=64,B=44,T=14,R=14,HT=H+8+14*legends;
   const X=v=>(L+(lx(v)-xa+padx)/(xs+2*padx)*(W-L-R)).toFixed(1),Y=v=>(H-B-(ly(v)-ya)/(yb-ya)*(H-B-T)).toFixed(1);
   const colors=['#1f77b4','#d62728','#2ca02c','#9467bd','#ff7f0e','#8c564b'];
-  let s='<svg class="plot" width="'+W+'" height="'+H+'" data-x-scale="'+(logx?'log':'category')+'" data-y-scale="'+(logy?'log':'linear')+'" xmlns="http://www.w3.org/2000/svg">';
+  let s='<svg class="plot" width="'+W+'" height="'+HT+'" data-x-scale="'+(logx?'log':'category')+'" data-y-scale="'+(logy?'log':'linear')+'" xmlns="http://www.w3.org/2000/svg">';
   s+='<line x1="'+L+'" y1="'+(H-B)+'" x2="'+(W-R)+'" y2="'+(H-B)+'" stroke="#000"/><line x1="'+L+'" y1="'+T+'" x2="'+L+'" y2="'+(H-B)+'" stroke="#000"/>';
   // ticks: decades on a log axis (1, 2, 5 within a decade when it spans less than two), else every value
-  const logTicks=(a,b)=>{const out=[];for(let k=Math.floor(a);k<=Math.ceil(b);k++)for(const m of (Math.ceil(b)-Math.floor(a)<=2?[1,2,5]:[1])){const v=m*Math.pow(10,k);if(Math.log10(v)>=a-1e-9&&Math.log10(v)<=b+1e-9)out.push(v);}return out;};
+  // (a range narrower than 1-2-5 steps gets its ends and middle)
+  const logTicks=(a,b)=>{const out=[];for(let k=Math.floor(a);k<=Math.ceil(b);k++)for(const m of (Math.ceil(b)-Math.floor(a)<=2?[1,2,5]:[1])){const v=m*Math.pow(10,k);if(Math.log10(v)>=a-1e-9&&Math.log10(v)<=b+1e-9)out.push(v);}
+    return out.length>=2?out:[a,(a+b)/2,b].map(e=>Math.pow(10,e));};
   const xt=logx?logTicks(xa-padx,xb+padx):cats.map(c=>JSON.parse(c));
-  xt.forEach(v=>{s+='<line class="tick" x1="'+X(v)+'" y1="'+(H-B)+'" x2="'+X(v)+'" y2="'+(H-B+4)+'" stroke="#000"/><text x="'+X(v)+'" y="'+(H-B+16)+'" font-size="11" text-anchor="middle">'+esc(fin(v)?tick(v):v)+'</text>';});
+  const xl=logx?ticks(xt):xt;
+  xt.forEach((v,i)=>{s+='<line class="tick" x1="'+X(v)+'" y1="'+(H-B)+'" x2="'+X(v)+'" y2="'+(H-B+4)+'" stroke="#000"/><text x="'+X(v)+'" y="'+(H-B+16)+'" font-size="11" text-anchor="middle">'+esc(xl[i])+'</text>';});
   const yt=logy?logTicks(ya,yb):[ya,(ya+yb)/2,yb];
-  yt.forEach(v=>{s+='<line class="tick" x1="'+(L-4)+'" y1="'+Y(v)+'" x2="'+L+'" y2="'+Y(v)+'" stroke="#000"/><text x="'+(L-6)+'" y="'+(Number(Y(v))+4)+'" font-size="10" text-anchor="end">'+esc(tick(v))+'</text>';});
+  const yl=ticks(yt);
+  yt.forEach((v,i)=>{s+='<line class="tick" x1="'+(L-4)+'" y1="'+Y(v)+'" x2="'+L+'" y2="'+Y(v)+'" stroke="#000"/><text x="'+(L-6)+'" y="'+(Number(Y(v))+4)+'" font-size="10" text-anchor="end">'+esc(yl[i])+'</text>';});
   s+='<text x="'+((W+L)/2)+'" y="'+(H-6)+'" font-size="12" text-anchor="middle">'+esc(xname)+(logx?' (log)':'')+'</text><text x="14" y="'+(H/2)+'" font-size="12" transform="rotate(-90 14 '+(H/2)+')" text-anchor="middle">'+esc(r.metric)+(logy?' (log)':'')+'</text>';
   series.forEach((sr,i)=>{const c=colors[i%colors.length];
     if(sr.curve.length)s+='<polyline class="fit" fill="none" stroke="'+c+'" stroke-width="1.5" points="'+sr.curve.map(p=>X(p[0])+','+Y(p[1])).join(' ')+'"/>';
@@ -113,8 +118,8 @@ function chart(r){
       s+='<circle class="mean" cx="'+X(p.x)+'" cy="'+Y(p.mean)+'" r="3.5" fill="'+c+'"/>';});
     const f=sr.fit;let legend=sr.name;
     if(f&&fin(f.alpha)){legend+=': α = '+f.alpha.toFixed(3);if(Array.isArray(f.alpha_ci)&&fin(f.alpha_ci[0])&&fin(f.alpha_ci[1]))legend+=' ['+f.alpha_ci[0].toFixed(3)+', '+f.alpha_ci[1].toFixed(3)+']';}
-    s+='<text class="legend" x="'+(W-R-6)+'" y="'+(T+8+14*i)+'" font-size="11" text-anchor="end" fill="'+c+'">'+esc(legend)+'</text>';});
-  if(fits.length)s+='<text class="legend" x="'+(W-R-6)+'" y="'+(T+8+14*series.length)+'" font-size="10" text-anchor="end" fill="#555">'+esc('fit: L = a·x^(−α) + c, α with its 95% bootstrap interval')+'</text>';
+    s+='<text class="legend" x="'+L+'" y="'+(H+12+14*i)+'" font-size="11" fill="'+c+'">'+esc(legend)+'</text>';});
+  if(fits.length)s+='<text class="legend" x="'+L+'" y="'+(H+12+14*series.length)+'" font-size="10" fill="#555">'+esc('fit: L = a·x^(−α) + c, α with its 95% bootstrap interval')+'</text>';
   s+='</svg>';
   if(r.fit_error)s+='<p class="fit-note">'+esc('no power-law fit yet: '+r.fit_error)+'</p>';
   return s;
