@@ -3,7 +3,8 @@
 seed's value, the mean and sd over seeds at each x, and the fitted L = a*x^(-alpha) + c per series,
 with alpha and its bootstrap 95% interval in the legend. x is what the fit used (the parameter count
 for model scaling, else the sweep's last axis).
-Usage: plot_scaling.py RESULTS.json OUT.png|OUT.svg  (Debian's python3-matplotlib)."""
+Usage: plot_scaling.py RESULTS.json OUT.png|OUT.svg  (Debian's python3-matplotlib). plot_sweep.py
+(`recur sweep results ID --plot DIR --fit power`) draws the same figure beside its own."""
 import json
 import math
 import sys
@@ -22,13 +23,9 @@ def legend(fit):
     return text
 
 
-def main():
-    if len(sys.argv) != 3:
-        sys.exit(__doc__)
-    res = json.load(open(sys.argv[1]))
-    fit = res.get("fit")
-    if not fit or not fit.get("fits"):
-        sys.exit("plot_scaling: %s has no fit (run `recur sweep results ID --fit power --format json`)" % sys.argv[1])
+def draw(res, out):
+    """The figure for the results `res` (with their "fit") into the file `out` (PNG or SVG by name)."""
+    fit = res["fit"]
     x_name = fit["x"] if fit["x"] != "parameters" else "parameters (recur model info)"
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -61,7 +58,17 @@ def main():
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(sys.argv[2], dpi=120)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    res = json.load(open(sys.argv[1]))
+    if not res.get("fit", {}).get("fits"):
+        sys.exit("plot_scaling: %s has no fit (run `recur sweep results ID --fit power --format json`)" % sys.argv[1])
+    draw(res, sys.argv[2])
 
 
 if __name__ == "__main__":

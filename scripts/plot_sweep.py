@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """Plot a sweep's results (recur sweep results ID --format json) as PNG and SVG: the metric (mean and
 sd over seeds) against the last axis, one line per value of the other axes, like the RSA paper's
-Figures 4-5. Usage: plot_sweep.py RESULTS.json OUT_DIR  (Debian's python3-matplotlib)."""
+Figures 4-5. When the results carry power-law fits (--fit power), also the scaling figure of
+plot_scaling.py (log axes, the fitted curves) as sweep-ID-METRIC-fit.{png,svg}.
+Usage: plot_sweep.py RESULTS.json OUT_DIR  (Debian's python3-matplotlib)."""
 import json
 import os
 import sys
@@ -53,6 +55,12 @@ def main():
     for ext in ("png", "svg"):
         fig.savefig(base + "." + ext)
         print(base + "." + ext)
+    if res.get("fit", {}).get("fits"):
+        import plot_scaling  # beside this script
+
+        for ext in ("png", "svg"):
+            plot_scaling.draw(res, base + "-fit." + ext)
+            print(base + "-fit." + ext)
 
 
 if __name__ == "__main__":

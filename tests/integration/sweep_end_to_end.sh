@@ -59,7 +59,7 @@ for a in 3 4; do
 done
 for p in "${agents[@]}"; do wait "$p" || fail "an agent of the scaling sweep failed"; done
 "$recur" sweep results "$scaling" --coordinator "$url" --token-file "$token_file" --fit power --bootstrap 200 \
-  --format json > "$tmp/scaling.json" || fail "sweep results --fit power failed"
+  --format json --plot "$tmp/plots" > "$tmp/scaling.json" || fail "sweep results --fit power failed"
 python3 - "$tmp/scaling.json" <<'PY' || fail "the scaling fit: $(head -c 600 "$tmp/scaling.json")"
 import json, math, sys
 f = json.load(open(sys.argv[1]))["fit"]
@@ -69,7 +69,10 @@ assert len(s["points"]) == 3 and all(len(p["values"]) == 2 and "sd" in p for p i
 assert math.isfinite(s["alpha"]) and s["alpha_ci"] is not None, s
 PY
 /usr/bin/python3 "$src/scripts/plot_scaling.py" "$tmp/scaling.json" "$tmp/scaling.png" || fail "plot_scaling.py failed"
-[[ "$(head -c 8 "$tmp/scaling.png" | od -An -c | tr -d ' ')" == '211PNG\r\n032\n' ]] || fail "no scaling PNG"
+for png in "$tmp/scaling.png" "$tmp/plots/sweep-$scaling-bpc-fit.png"; do  # by hand, and by --plot with --fit
+  [[ "$(head -c 8 "$png" | od -An -c | tr -d ' ')" == '211PNG\r\n032\n' ]] || fail "no scaling PNG $png"
+done
+grep -q '<svg' "$tmp/plots/sweep-$scaling-bpc-fit.svg" || fail "no scaling SVG"
 # the curves API: every trial of the scaling sweep has its loss curve, one with several points
 token="$(cat "$token_file")"
 curl -sS -H "Authorization: Bearer $token" "$url/api/sweeps/$scaling/curves" > "$tmp/curves.json"
