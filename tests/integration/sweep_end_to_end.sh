@@ -25,16 +25,22 @@ for _ in $(seq 100); do [[ -s "$tmp/port" ]] && break; sleep 0.1; done
 url="http://127.0.0.1:$(cat "$tmp/port")"
 token_file="$tmp/state.db.token"
 
-# The shipped tiny 2 x 2 spec, pointed at this test's data.
-sed -e "s|base: ../tiny/rsa_xl.yaml|base: $src/configs/tiny/rsa_xl.yaml|" -e "s|data.path: .*|data.path: $tmp/data|" \
-  "$src/configs/sweeps/tiny-2x2.yaml" > "$tmp/spec.yaml"
-sweep="$("$recur" sweep submit "$tmp/spec.yaml" --coordinator "$url" --token-file "$token_file" | tail -1)"
-for a in 1 2; do
-  "$recur" agent --coordinator "$url" --token-file "$token_file" --workdir "$tmp/work" --slots 1 --heartbeat 1 \
-    --exit-when-idle > "$tmp/agent-$a.log" 2>&1 &
-  agents+=($!)
-done
-for p in "${agents[@]}"; do wait "$p" || fail "an agent failed"; done
+is_png() { [[ "$(head -c 8 "$1" | od -An -c | tr -d ' ')" == '211PNG\r\n032\n' ]]; }
+# A shipped tiny spec NAME, pointed at this test's data, run to the end by two agents (heartbeats every
+# HEARTBEAT seconds); sets $sweep to its id.
+run_sweep() {
+  local name="$1" heartbeat="$2" agents=() a p
+  sed -e "s|base: ../tiny/rsa_xl.yaml|base: $src/configs/tiny/rsa_xl.yaml|" -e "s|data.path: .*|data.path: $tmp/data|" \
+    "$src/configs/sweeps/$name.yaml" > "$tmp/$name.yaml"
+  sweep="$("$recur" sweep submit "$tmp/$name.yaml" --coordinator "$url" --token-file "$token_file" | tail -1)"
+  for a in 1 2; do
+    "$recur" agent --coordinator "$url" --token-file "$token_file" --workdir "$tmp/work" --slots 1 --heartbeat "$heartbeat" \
+      --exit-when-idle > "$tmp/agent-$name-$a.log" 2>&1 &
+    agents+=($!)
+  done
+  for p in "${agents[@]}"; do wait "$p" || fail "an agent of $name failed"; done
+}
+run_sweep tiny-2x2 1
 
 "$recur" sweep status "$sweep" --coordinator "$url" --token-file "$token_file" | tee "$tmp/status.txt"
 grep -q "completed" "$tmp/status.txt" || fail "the sweep did not complete"
@@ -44,20 +50,13 @@ grep -q '^rsa_xl | 2 | .* | 0\.[0-9]* 0\.[0-9]*$' "$tmp/table.txt" || fail "no R
 "$recur" sweep results "$sweep" --coordinator "$url" --token-file "$token_file" --format csv > "$tmp/table.csv"
 head -1 "$tmp/table.csv" | grep -q '^model,model.n_layer,bpc_mean,bpc_sd,n,rank,rsa_gates$' || fail "CSV header"
 png="$tmp/plots/sweep-$sweep-bpc.png"; svg="$tmp/plots/sweep-$sweep-bpc.svg"
-[[ "$(head -c 8 "$png" | od -An -c | tr -d ' ')" == '211PNG\r\n032\n' ]] || fail "no PNG plot"
+is_png "$png" || fail "no PNG plot"
 grep -q '<svg' "$svg" || fail "no SVG plot"
 
 # A tiny model-scaling sweep: 3 parameter counts x 2 seeds, long enough for a few heartbeats each.
-sed -e "s|base: ../tiny/rsa_xl.yaml|base: $src/configs/tiny/rsa_xl.yaml|" -e "s|data.path: .*|data.path: $tmp/data|" \
-  "$src/configs/sweeps/tiny-scaling.yaml" > "$tmp/scaling.yaml"
-scaling="$("$recur" sweep submit "$tmp/scaling.yaml" --coordinator "$url" --token-file "$token_file" | tail -1)"
-agents=()
-for a in 3 4; do
-  "$recur" agent --coordinator "$url" --token-file "$token_file" --workdir "$tmp/work" --slots 1 --heartbeat 0.5 \
-    --exit-when-idle > "$tmp/agent-$a.log" 2>&1 &
-  agents+=($!)
-done
-for p in "${agents[@]}"; do wait "$p" || fail "an agent of the scaling sweep failed"; done
+first="$sweep"
+run_sweep tiny-scaling 0.5
+scaling="$sweep" sweep="$first"
 "$recur" sweep results "$scaling" --coordinator "$url" --token-file "$token_file" --fit power --bootstrap 200 \
   --format json --plot "$tmp/plots" > "$tmp/scaling.json" || fail "sweep results --fit power failed"
 python3 - "$tmp/scaling.json" <<'PY' || fail "the scaling fit: $(head -c 600 "$tmp/scaling.json")"
@@ -70,7 +69,7 @@ assert math.isfinite(s["alpha"]) and s["alpha_ci"] is not None, s
 PY
 /usr/bin/python3 "$src/scripts/plot_scaling.py" "$tmp/scaling.json" "$tmp/scaling.png" || fail "plot_scaling.py failed"
 for png in "$tmp/scaling.png" "$tmp/plots/sweep-$scaling-bpc-fit.png"; do  # by hand, and by --plot with --fit
-  [[ "$(head -c 8 "$png" | od -An -c | tr -d ' ')" == '211PNG\r\n032\n' ]] || fail "no scaling PNG $png"
+  is_png "$png" || fail "no scaling PNG $png"
 done
 grep -q '<svg' "$tmp/plots/sweep-$scaling-bpc-fit.svg" || fail "no scaling SVG"
 # the curves API: every trial of the scaling sweep has its loss curve, one with several points
