@@ -75,7 +75,7 @@ function chart(r){
       (groups[g]=groups[g]||{name:g,pts:[]}).pts.push({x:row.point[last],mean:row.mean,sd:row.sd,values:[]});}
     series=Object.values(groups);
   }
-  series.forEach(s=>{s.pts=s.pts.filter(p=>fin(p.mean)&&(fin(p.x)||typeof p.x==='string'));});
+  series.forEach(s=>{s.pts=s.pts.filter(p=>fin(p.mean)&&p.x!==undefined&&p.x!==null);});
   series=series.filter(s=>s.pts.length);
   if(!series.length)return '';
   const allx=series.flatMap(s=>s.pts.map(p=>p.x)),logx=allx.every(v=>fin(v)&&v>0)&&new Set(allx).size>1;
@@ -103,7 +103,7 @@ function chart(r){
   const logTicks=(a,b)=>{const out=[];for(let k=Math.floor(a);k<=Math.ceil(b);k++)for(const m of (Math.ceil(b)-Math.floor(a)<=2?[1,2,5]:[1])){const v=m*Math.pow(10,k);if(Math.log10(v)>=a-1e-9&&Math.log10(v)<=b+1e-9)out.push(v);}
     return out.length>=2?out:[a,(a+b)/2,b].map(e=>Math.pow(10,e));};
   const xt=logx?logTicks(xa-padx,xb+padx):cats.map(c=>JSON.parse(c));
-  const xl=logx?ticks(xt):xt;
+  const xl=logx?ticks(xt):xt.map(v=>typeof v==='string'?v:JSON.stringify(v));
   xt.forEach((v,i)=>{s+='<line class="tick" x1="'+X(v)+'" y1="'+(H-B)+'" x2="'+X(v)+'" y2="'+(H-B+4)+'" stroke="#000"/><text x="'+X(v)+'" y="'+(H-B+16)+'" font-size="11" text-anchor="middle">'+esc(xl[i])+'</text>';});
   const yt=logy?logTicks(ya,yb):[ya,(ya+yb)/2,yb];
   const yl=ticks(yt);
