@@ -43,7 +43,7 @@ name: three-nodes
 base: $src/configs/tiny/xl.yaml
 set:
   data.path: $tmp/data
-  train.steps: 300
+  train.steps: 500
   train.log_every: 25
   checkpoint.every_steps: 25
   train.threads: 1
@@ -61,21 +61,22 @@ say "sweep $sweep submitted"
 ( while true; do squeue -h -t R -o "%i %N" 2>/dev/null | tr '\n' ';'; echo; sleep 0.2; done ) > "$tmp/running.log" &
 poller=$!
 
-# Drain the node of a running trial once it has checkpoints, and requeue the jobs it runs.
+# Drain the node of a running job once its trial has a checkpoint, and requeue the jobs it runs. Read
+# from squeue and the run directory every 0.1 s: the executor's progress arrives only every 2 s.
 node=""
-for _ in $(seq 900); do
-  job="$("$recur" sweep status "$sweep" --json 2>/dev/null | python3 -c '
-import json, sys
-for t in json.load(sys.stdin)["trials"]:
-    p = t["progress"]
-    if p.get("slurm_state") == "RUNNING" and p.get("step", 0) >= 50:
-        print(p["slurm_job"]); break' || true)"
-  if [[ -n "$job" ]]; then node="$(squeue -h -j "$job" -o %N 2>/dev/null || true)"; [[ -n "$node" ]] && break; fi
-  sleep 0.2
+for _ in $(seq 1200); do
+  while read -r _ name where; do
+    trial="${name#recur-trial-}"
+    run="$tmp/work/sweep-$sweep/trial-$trial"
+    if [[ -f "$run/checkpoints/latest" && ! -f "$run/eval.json" ]]; then node="$where"; break; fi
+  done < <(squeue -h -t R -o "%i %j %N" 2>/dev/null || true)
+  [[ -n "$node" ]] && break
+  sleep 0.1
 done
-[[ -n "$node" ]] || fail "no trial ran past step 50"
+[[ -n "$node" ]] || fail "no running trial had a checkpoint"
 scontrol update nodename="$node" state=drain reason=recur-test
 drained_jobs="$(squeue -h -t R -w "$node" -o %i | tr '\n' ' ')"
+[[ -n "$drained_jobs" ]] || fail "the job on $node ended before it could be requeued"
 for j in $drained_jobs; do scontrol requeue "$j"; done
 say "drained $node; requeued its job(s) $drained_jobs"
 echo "DRAINED $node" >> "$tmp/running.log"
@@ -126,6 +127,7 @@ for line in open(tmp + "/running.log"):
             assert n != node or job in jobs, ("job %s ran on the drained node %s" % (job, n))
 assert nodes == {"node1", "node2", "node3"}, nodes
 # the requeued trials resumed from their checkpoints, elsewhere
+assert jobs, "no job was requeued"
 for job in jobs:
     show = open("%s/job-%s.txt" % (tmp, job)).read()
     assert "gres:gpu:2" in show or "gres/gpu=2" in show, show
