@@ -43,7 +43,7 @@ name: three-nodes
 base: $src/configs/tiny/xl.yaml
 set:
   data.path: $tmp/data
-  train.steps: 500
+  train.steps: 300
   train.log_every: 25
   checkpoint.every_steps: 25
   train.threads: 1
@@ -85,10 +85,12 @@ declare -A released=()
 for _ in $(seq 1500); do
   state="$("$recur" sweep status "$sweep" --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])' 2>/dev/null || true)"
   [[ "$state" == completed || "$state" == failed ]] && break
-  # Slurm holds a requeued job back (begin time) before it may start again; a test need not wait.
+  # Slurm holds a requeued job back (a begin time two minutes ahead) before it may start again; a test
+  # need not wait.
   for j in $drained_jobs; do
     if [[ -z "${released[$j]:-}" && "$(squeue -h -j "$j" -o %T 2>/dev/null)" == PENDING ]]; then
-      scontrol release "$j" 2>/dev/null && released[$j]=1 || true
+      scontrol release "$j" 2>/dev/null || true
+      scontrol update jobid="$j" starttime=now 2>/dev/null && released[$j]=1 || true
     fi
   done
   sleep 0.3
