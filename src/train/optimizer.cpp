@@ -60,25 +60,19 @@ void fused_step(torch::optim::Optimizer& opt, bool decoupled) {
   }
 }
 
-class FusedAdam : public torch::optim::Adam {
+// LibTorch's Adam or AdamW (same state, same checkpoints) whose step is one fused call per group.
+template <class Base, class State, class Options, bool kDecoupled>
+class Fused : public Base {
  public:
-  using torch::optim::Adam::Adam;
-  torch::Tensor step(LossClosure closure = nullptr) override {
-    if (closure) fail("internal error: the fused Adam takes no closure");
-    fused_step<torch::optim::AdamParamState, torch::optim::AdamOptions>(*this, /*decoupled=*/false);
+  using Base::Base;
+  torch::Tensor step(torch::optim::Optimizer::LossClosure closure = nullptr) override {
+    if (closure) fail("internal error: the fused Adam/AdamW takes no closure");
+    fused_step<State, Options>(*this, kDecoupled);
     return {};
   }
 };
-
-class FusedAdamW : public torch::optim::AdamW {
- public:
-  using torch::optim::AdamW::AdamW;
-  torch::Tensor step(LossClosure closure = nullptr) override {
-    if (closure) fail("internal error: the fused AdamW takes no closure");
-    fused_step<torch::optim::AdamWParamState, torch::optim::AdamWOptions>(*this, /*decoupled=*/true);
-    return {};
-  }
-};
+using FusedAdam = Fused<torch::optim::Adam, torch::optim::AdamParamState, torch::optim::AdamOptions, false>;
+using FusedAdamW = Fused<torch::optim::AdamW, torch::optim::AdamWParamState, torch::optim::AdamWOptions, true>;
 
 }  // namespace
 
