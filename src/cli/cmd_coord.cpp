@@ -482,6 +482,9 @@ int cmd_agent(const Argv& argv) {
   o.workdir = args.get("workdir");
   if (args.has("name")) o.name = args.get("name");
   o.heartbeat_s = args.get_double("heartbeat");
+  if (!(o.heartbeat_s >= 0.05 && o.heartbeat_s <= 3600)) {
+    throw UsageError(fmt::format("--heartbeat: {} is not between 0.05 and 3600 seconds", args.get("heartbeat")));
+  }
   o.exit_when_idle = args.get_flag("exit-when-idle");
   return coord::run_agent(o);
 }

@@ -116,7 +116,8 @@ int run_agent(const AgentOptions& o) {
       Child c = it->second;
       int rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
       const TrialOutcome out = trial_outcome(c.run_dir, rc, c.run_dir + "/train.log");
-      json body = {{"agent", agent}, {"attempt", c.attempt}, {"status", out.status}, {"run_dir", c.run_dir}};
+      json body = {{"agent", agent}, {"attempt", c.attempt}, {"status", out.status}, {"run_dir", c.run_dir},
+                   {"progress", run_progress(c.run_dir)}};
       if (out.status == "succeeded") body["result"] = out.result;
       if (out.status == "failed") body["error"] = out.error;
       spdlog::info("trial {} attempt {}: {} (exit {})", c.trial, c.attempt, body["status"].get<std::string>(), rc);
@@ -252,7 +253,12 @@ int run_agent(const AgentOptions& o) {
       if (!open && idle_seen) break;
       idle_seen = !open;
     }
-    if (!leased) std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(o.poll_s * 1000)));
+    // 7. wait: poll_s, or less where the next heartbeat is due sooner (--heartbeat below --poll)
+    if (!leased) {
+      const double since_hb = std::chrono::duration<double>(std::chrono::steady_clock::now() - last_hb).count();
+      const double wait_s = running.empty() ? o.poll_s : std::max(0.01, std::min(o.poll_s, o.heartbeat_s - since_hb));
+      std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(wait_s * 1000)));
+    }
   }
   spdlog::info("agent {} leaving", agent);
   return 0;

@@ -275,12 +275,17 @@ class Service {
     if (p.size() == 4 && p[1] == "trials" && m == V::post) {
       int64_t trial = id_of(p[2], "trial id");
       json j = body_json(body);
-      if (p[3] == "heartbeat") {
-        const json progress = field_or<json>(j, "progress", json::object());
+      // progress (a heartbeat's, or a report's last one) is an object; a Slurm job id is digits
+      auto progress_of = [&](const json& body) {
+        const json progress = field_or<json>(body, "progress", json::object());
         if (!progress.is_object()) bad(400, "field 'progress' must be an object");
         if (progress.contains("slurm_job") && !(progress["slurm_job"].is_string() && is_slurm_job_id(progress["slurm_job"].get<std::string>()))) {
           bad(400, "progress.slurm_job must be a Slurm job id (digits)");
         }
+        return progress;
+      };
+      if (p[3] == "heartbeat") {
+        const json progress = progress_of(j);
         bool held = store_.heartbeat(trial, field<int64_t>(j, "agent"), field<int64_t>(j, "attempt"), progress, o_.lease_seconds);
         return {{"ok", held}, {"stop", !held}};
       }
@@ -288,6 +293,11 @@ class Service {
         const auto status = field<std::string>(j, "status");
         if (status != "succeeded" && status != "failed" && status != "requeue") {
           bad(400, fmt::format("status must be succeeded, failed or requeue (got '{}')", status));
+        }
+        // The trial's last progress (its final step and loss) ends its loss curve: a trial shorter
+        // than a heartbeat interval still has its last point. Only while the attempt holds the lease.
+        if (j.contains("progress")) {
+          store_.heartbeat(trial, field<int64_t>(j, "agent"), field<int64_t>(j, "attempt"), progress_of(j), o_.lease_seconds);
         }
         return store_.report(trial, field<int64_t>(j, "agent"), field<int64_t>(j, "attempt"), status,
                              field_or<json>(j, "result", nullptr), field_or<std::string>(j, "error", ""));

@@ -170,11 +170,19 @@ TEST_F(CoordinatorProcess, RestartKeepsSweepsTrialsAndLeases) {
   // the agent re-attaches: its heartbeat still holds the lease, its report lands once
   std::string t = std::to_string(lease["id"].get<int64_t>());
   std::string who = "\"agent\": " + std::to_string(agent) + ", \"attempt\": 1";
-  EXPECT_TRUE(req("POST", "/api/trials/" + t + "/heartbeat", "{" + who + ", \"progress\": {\"step\": 3}}").body["ok"].get<bool>());
-  auto r1 = req("POST", "/api/trials/" + t + "/report", "{" + who + ", \"status\": \"succeeded\", \"result\": {\"bpc\": 1.5}}").body;
-  auto r2 = req("POST", "/api/trials/" + t + "/report", "{" + who + ", \"status\": \"succeeded\", \"result\": {\"bpc\": 9}}").body;
+  EXPECT_TRUE(req("POST", "/api/trials/" + t + "/heartbeat", "{" + who + ", \"progress\": {\"step\": 3, \"loss\": 2.5}}").body["ok"].get<bool>());
+  // the report's progress (the trial's last step) ends the loss curve; a hostile one is refused whole
+  EXPECT_EQ(req("POST", "/api/trials/" + t + "/report", "{" + who + ", \"status\": \"succeeded\", \"progress\": [1]}").status, 400);
+  auto r1 = req("POST", "/api/trials/" + t + "/report",
+                "{" + who + ", \"status\": \"succeeded\", \"result\": {\"bpc\": 1.5}, \"progress\": {\"step\": 8, \"loss\": 1.25}}").body;
+  auto r2 = req("POST", "/api/trials/" + t + "/report",
+                "{" + who + ", \"status\": \"succeeded\", \"result\": {\"bpc\": 9}, \"progress\": {\"step\": 9, \"loss\": 9}}").body;
   EXPECT_TRUE(r1["applied"].get<bool>());
   EXPECT_FALSE(r2["applied"].get<bool>());
+  auto curve = req("GET", "/api/trials/" + t + "/curve").body;
+  ASSERT_EQ(curve.size(), 1u) << curve.dump();
+  EXPECT_EQ(curve[0]["step"], json({3, 8}));  // the repeated report, after the trial ended, adds nothing
+  EXPECT_EQ(curve[0]["loss"], json({2.5, 1.25}));
   auto res = req("GET", "/api/sweeps/" + std::to_string(id) + "/results").body;
   EXPECT_DOUBLE_EQ(res["rows"][0]["mean"].get<double>(), 1.5);
 }
@@ -197,6 +205,16 @@ TEST_F(CoordinatorProcess, LostHeartbeatRequeuesAndTheStaleAttemptIsStopped) {
   auto stale = req("POST", "/api/trials/" + t + "/report",
                    "{\"agent\": " + std::to_string(a) + ", \"attempt\": 1, \"status\": \"succeeded\", \"result\": {}}").body;
   EXPECT_FALSE(stale["applied"].get<bool>());
+}
+
+// An agent's heartbeat interval is checked before it contacts anything: 0 would spin, NaN never beat.
+TEST(AgentOptions, HeartbeatOutOfRangeIsAUsageError) {
+  for (const char* bad : {"0", "-1", "nan", "1e9"}) {
+    auto r = run_process({RECUR_BINARY, "agent", "--coordinator", "http://127.0.0.1:9", "--token", "t", "--workdir",
+                          "/tmp/recur-agent-never", "--heartbeat", bad});
+    EXPECT_EQ(r.exit_code, 2) << bad << ": " << r.output;
+    EXPECT_THAT(r.output, HasSubstr("--heartbeat: ")) << bad;
+  }
 }
 
 // Operations (issue 21): `recur sweep hold|release|priority` over real sockets. A held trial is never
