@@ -1,6 +1,9 @@
 #!/usr/bin/python3
 """Table 2 of the RSA paper as a figure: one panel per language, sequence accuracy of every model on
-bin 0 and bin 1, ours (solid) beside the paper's (hatched). Writes OUT.png and OUT.svg.
+bin 0 and bin 1, ours (solid: mean over seeds, a bar of one sd, a dot per seed) beside the paper's
+(hatched). Where the trials kept each bin's best epoch (the reference protocol, eval.json "best"),
+both protocols are drawn: the last epoch (dark) and each bin's best epoch (light).
+Writes OUT.png and OUT.svg.
 Usage: plot_formal_languages.py TRIALS.json OUT   (TRIALS.json: recur sweep status ID --json)"""
 import json
 import os
@@ -27,25 +30,40 @@ def main():
         models += [model] if model not in models else []
         r = t["result"] if isinstance(t.get("result"), dict) and t["state"] == "succeeded" else None
         if r:
-            ours.setdefault((lang, model), []).append(
-                (r.get("sequence_accuracy"), r.get("splits", {}).get("test", {}).get("sequence_accuracy")))
+            best = r.get("best", {})
+            ours.setdefault((lang, model), []).append((
+                r.get("sequence_accuracy"), r.get("splits", {}).get("test", {}).get("sequence_accuracy"),
+                best.get("valid", {}).get("sequence_accuracy"), best.get("test", {}).get("sequence_accuracy")))
+    both = any(v[2] is not None for runs in ours.values() for v in runs)
+    # bars per model: (index into a run's tuple or None for the paper, bin, label, style)
+    bars = [(0, 0, "ours, last epoch"), (1, 1, "ours, last epoch")]
+    if both:
+        bars += [(2, 0, "ours, best epoch"), (3, 1, "ours, best epoch")]
+    bars += [(None, 0, "paper"), (None, 1, "paper")]
     cols = min(3, len(langs))
     rows = (len(langs) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), sharey=True, squeeze=False)
-    width = 0.2
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.6 * rows), sharey=True, squeeze=False)
+    width = 0.8 / len(bars)
     for i, lang in enumerate(langs):
         ax = axes[i // cols][i % cols]
         for j, model in enumerate(models):
             runs = ours.get((lang, model), [])
             paper = PAPER.get(lang, {}).get(short(model), (None, None))
-            for b in (0, 1):
-                vals = [r[b] for r in runs if r[b] is not None]
-                if vals:
-                    ax.bar(j + (b - 1.5) * width, sum(vals) / len(vals), width, color="C%d" % b,
-                           label="ours, bin %d" % b if j == 0 else None)
-                if paper[b] is not None:
-                    ax.bar(j + (b + 0.5) * width, paper[b], width, color="white", edgecolor="C%d" % b,
-                           hatch="//", label="paper, bin %d" % b if j == 0 else None)
+            for k, (idx, b, what) in enumerate(bars):
+                x = j - 0.4 + (k + 0.5) * width
+                label = "%s, bin %d" % (what, b) if i == 0 and j == 0 else None
+                if idx is None:
+                    if paper[b] is not None:
+                        ax.bar(x, paper[b], width, color="white", edgecolor="C%d" % b, hatch="//", label=label)
+                    continue
+                vals = [r[idx] for r in runs if r[idx] is not None]
+                if not vals:
+                    continue
+                m = sum(vals) / len(vals)
+                sd = (sum((v - m) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5 if len(vals) > 1 else 0.0
+                ax.bar(x, m, width, color="C%d" % b, alpha=1.0 if idx < 2 else 0.45, label=label,
+                       yerr=sd if len(vals) > 1 else None, error_kw={"elinewidth": 0.8, "capsize": 1.5})
+                ax.plot([x] * len(vals), vals, "k.", markersize=2.5)
         ax.set_title(lang)
         ax.set_xticks(range(len(models)))
         ax.set_xticklabels([short(m) for m in models], fontsize=8, rotation=25)
@@ -56,8 +74,11 @@ def main():
     for r in range(rows):
         axes[r][0].set_ylabel("sequence accuracy")
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8)
-    fig.suptitle("%s: ours vs the RSA paper's Table 2" % s["name"])
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8)
+    n = sorted({len(v) for v in ours.values()})
+    seeds = "" if not n else " (%s seed%s per cell)" % ("-".join(str(x) for x in (n[0], n[-1]) if x) if n[0] != n[-1] else n[0],
+                                                       "" if n == [1] else "s")
+    fig.suptitle("%s: ours vs the RSA paper's Table 2%s" % (s["name"], seeds))
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     for ext in ("png", "svg"):
         fig.savefig(out + "." + ext)
