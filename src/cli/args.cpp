@@ -22,6 +22,21 @@ std::string closest(const std::string& word, const std::vector<std::string>& can
   return best_d <= std::max<size_t>(2, word.size() / 3) ? best : "";
 }
 
+int subcommand_error(const std::string& command, Args& args, const std::vector<std::string>& argv,
+                     const std::vector<std::string>& subcommands) {
+  std::string expected;
+  for (size_t i = 0; i < subcommands.size(); ++i) {
+    expected += (i == 0 ? "" : i + 1 == subcommands.size() ? " or " : ", ") + subcommands[i];
+  }
+  if (argv.empty() || argv[0].rfind("-", 0) == 0) {
+    if (!args.parse(argv)) return 0;
+    throw UsageError(fmt::format("expected {} after `recur {}`", expected, command));
+  }
+  const std::string near = closest(argv[0], subcommands);
+  throw UsageError(fmt::format("unknown subcommand '{}' of `recur {}`{} (expected {})", argv[0], command,
+                               near.empty() ? "" : "; did you mean " + near + "?", expected));
+}
+
 Args::Args(std::string usage, std::string description) : usage_(std::move(usage)), description_(std::move(description)) {}
 
 Args& Args::option(const std::string& name, const std::string& metavar, const std::string& help,

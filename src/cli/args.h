@@ -13,6 +13,15 @@ namespace recur::cli {
 // (at most max(2, a third of the word's length) edits): "rundir" -> "run-dir", "trian" -> "train".
 std::string closest(const std::string& word, const std::vector<std::string>& candidates);
 
+class Args;
+
+// What `recur COMMAND` with no or a wrong subcommand answers. With no subcommand, or options only,
+// `args` parses argv first (so --help prints the usage and returns 0, an unknown option is named);
+// then a UsageError lists the subcommands, and for a near miss ("verfy") suggests the closest.
+// Returns 0 only after --help; otherwise throws.
+int subcommand_error(const std::string& command, Args& args, const std::vector<std::string>& argv,
+                     const std::vector<std::string>& subcommands);
+
 class Args {
  public:
   Args(std::string usage, std::string description);

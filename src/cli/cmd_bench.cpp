@@ -378,8 +378,7 @@ int cmd_bench(const Argv& argv) {
             "all-reduce time and the fraction hidden behind backward), allreduce (collective latency/bandwidth),\n"
             "ckpt (checkpoint save time, MB/s and training stall, synchronous vs asynchronous), coordinator\n"
             "(dispatch latency and throughput with simulated agents).");
-  if (!args.parse(argv)) return 0;
-  throw UsageError("expected a benchmark name, e.g. `recur bench data`");
+  return subcommand_error("bench", args, argv, {"data", "step", "allreduce", "ckpt", "coordinator"});
 }
 
 }  // namespace recur::cli

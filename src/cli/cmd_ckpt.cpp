@@ -89,9 +89,7 @@ int cmd_ckpt(const Argv& argv) {
     return problems.empty() ? 0 : 1;
   }
   Args args("recur ckpt {list,verify,inspect} ...", "List, verify and inspect checkpoints (see docs/checkpoints.md).");
-  const std::string near = sub.rfind("-", 0) == 0 ? "" : closest(sub, {"list", "verify", "inspect"});
-  if (near.empty() && !args.parse(argv)) return 0;
-  throw UsageError("expected list, verify or inspect after `recur ckpt`" + (near.empty() ? "" : "; did you mean " + near + "?"));
+  return subcommand_error("ckpt", args, argv, {"list", "verify", "inspect"});
 }
 
 }  // namespace recur::cli

@@ -33,8 +33,7 @@ int cmd_config(const Argv& argv) {
     return 0;
   }
   Args args("recur config {keys,show} ...", "Inspect the config schema (`keys`) or a resolved config (`show`).");
-  if (!args.parse(argv)) return 0;
-  throw UsageError("expected `keys` or `show` after `recur config`");
+  return subcommand_error("config", args, argv, {"keys", "show"});
 }
 
 }  // namespace recur::cli

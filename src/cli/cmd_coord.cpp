@@ -446,8 +446,7 @@ int cmd_sweep(const Argv& argv) {
   }
   Args args("recur sweep {submit,status,results,trials,cancel,hold,release,priority} ...",
             "Submit and follow sweeps on a coordinator; hold, release and order their trials.");
-  if (!args.parse(argv)) return 0;
-  throw UsageError("expected submit, status, results, trials, cancel, hold, release or priority");
+  return subcommand_error("sweep", args, argv, {"submit", "status", "results", "trials", "cancel", "hold", "release", "priority"});
 }
 
 int cmd_agent(const Argv& argv) {

@@ -110,6 +110,8 @@ int cmd_shard(const Argv& argv) {
           "  wikitext103  word level, vocabulary from train by frequency, <eos> at every line end\n"
           "  bytes        any files, concatenated in the order given, split by --split-ratios\n"
           "  lines        one example per line (bytes), lines split by --split-ratios");
+  // sharding takes options only: a first word is a mistyped subcommand (`recur shard verfy DIR`)
+  if (!argv.empty() && argv[0].rfind("-", 0) != 0) return subcommand_error("shard", args, argv, {"verify", "dump", "info"});
   if (!args.parse(argv)) return 0;
   data::ShardOptions o;
   o.corpus = args.get("corpus");
@@ -134,8 +136,7 @@ int cmd_gen(const Argv& argv) {
       "       recur gen copy --max-len L --out DIR [options]";
   if (argv.empty() || (argv[0] != "formal" && argv[0] != "copy")) {
     Args args(usage, "Write a synthetic task dataset (see `recur gen formal --help`, `recur gen copy --help`).");
-    if (!args.parse(argv)) return 0;
-    throw UsageError("expected `formal` or `copy` after `recur gen`");
+    return subcommand_error("gen", args, argv, {"formal", "copy"});
   }
   Argv rest(argv.begin() + 1, argv.end());
   if (argv[0] == "formal") {

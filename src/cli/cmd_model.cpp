@@ -15,8 +15,7 @@ int cmd_model(const Argv& argv) {
   if (argv.empty() || argv[0] != "info") {
     Args args("recur model info --config FILE [--set k=v]... [--vocab V]",
               "Describe the model a config builds: `recur model info` prints its parameter counts and FLOPs.");
-    if (!args.parse(argv)) return 0;
-    throw UsageError("expected `info` after `recur model`");
+    return subcommand_error("model", args, argv, {"info"});
   }
   Args args("recur model info --config FILE [--set k=v]... [--vocab V]",
             "Build the configured model (no data, no training) and print one JSON object: `parameters` (the\n"

@@ -25,6 +25,18 @@ expect 2 "unknown command 'trian'; did you mean train?" "$recur" trian --config 
 expect 2 "unknown command 'xyzzy' (see" "$recur" xyzzy
 expect 2 "unexpected argument 'train.steps=3'; use --set train.steps=3" "$recur" train --config x.yaml --run-dir x train.steps=3
 expect 2 "did you mean list?" "$recur" ckpt lsit "$tmp"
+# every command with subcommands: a near miss is named, anything else lists them, none asks for one
+expect 2 "unknown subcommand 'verfy' of \`recur shard\`; did you mean verify? (expected verify, dump or info)" "$recur" shard verfy "$tmp"
+expect 2 "unknown subcommand 'formel' of \`recur gen\`; did you mean formal?" "$recur" gen formel --language parity
+expect 2 "unknown subcommand 'stpe' of \`recur bench\`; did you mean step?" "$recur" bench stpe
+expect 2 "unknown subcommand 'submti' of \`recur sweep\`; did you mean submit?" "$recur" sweep submti x.yaml
+expect 2 "unknown subcommand 'shwo' of \`recur config\`; did you mean show?" "$recur" config shwo
+expect 2 "unknown subcommand 'inof' of \`recur model\`; did you mean info?" "$recur" model inof
+expect 2 "unknown subcommand 'zebra' of \`recur sweep\` (expected submit, status, results, trials, cancel, hold, release or priority)" "$recur" sweep zebra
+expect 2 "expected keys or show after \`recur config\`" "$recur" config
+expect 2 "expected list, verify or inspect after \`recur ckpt\`" "$recur" ckpt
+expect 2 "unknown option --bogus" "$recur" bench --bogus
+"$recur" gen --help | grep -qF "recur gen formal" || { echo "FAIL: recur gen --help"; exit 1; }
 expect 1 "$tmp/missing: no such run directory" "$recur" ckpt list "$tmp/missing"
 "$recur" ckpt list "$tmp" | grep -qF "no checkpoints" || { echo "FAIL: an existing run without checkpoints"; exit 1; }
 # The quickstart's progress reaches the terminal as training goes: its filter must not hold lines back
