@@ -253,7 +253,7 @@ int run_agent(const AgentOptions& o) {
       if (!open && idle_seen) break;
       idle_seen = !open;
     }
-    // 7. wait: poll_s, or less where the next heartbeat is due sooner (--heartbeat below --poll)
+    // 7. wait: poll_s, or less where a running trial's next heartbeat is due sooner (--heartbeat < poll_s)
     if (!leased) {
       const double since_hb = std::chrono::duration<double>(std::chrono::steady_clock::now() - last_hb).count();
       const double wait_s = running.empty() ? o.poll_s : std::max(0.01, std::min(o.poll_s, o.heartbeat_s - since_hb));

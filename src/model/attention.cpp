@@ -41,22 +41,16 @@ torch::Tensor causal_mask(int64_t T, const torch::Device& device) {
 namespace {
 
 // scores with -inf where mask (bool, [T,K], true = hidden) is set. In float32/64 by adding a 0/-inf
-// matrix: a vectorised add whose backward passes the gradient through, where masked_fill with a
-// broadcast mask runs a scalar loop forward and again backward (about 3x slower on a CPU at the
-// formal-language sizes, B 32 x 5 heads x 50 x 50). The values are the same wherever the scores are
-// finite. Half types keep masked_fill: an overflowed +inf score would turn into NaN under the add.
-// cached: mask is causal_mask(T, cpu), and its additive form may be kept per thread too.
-torch::Tensor hide(const torch::Tensor& scores, const torch::Tensor& mask, bool cached) {
+// [T,K] matrix (built per call: T*K elements, against B*H*T*K in the add): a vectorised add whose
+// backward passes the gradient through, where masked_fill with a broadcast mask runs a scalar loop
+// forward and again backward (about 3x slower on a CPU at the formal-language sizes, B 32 x 5 heads
+// x 50 x 50). The values are the same wherever the scores are finite. Half types keep masked_fill: an
+// overflowed +inf score would turn into NaN under the add.
+torch::Tensor hide(const torch::Tensor& scores, const torch::Tensor& mask) {
   constexpr float kInf = std::numeric_limits<float>::infinity();
-  const int64_t T = mask.size(0), K = mask.size(1);
   const auto dtype = scores.scalar_type();
-  if (dtype != torch::kFloat && dtype != torch::kDouble) return scores.masked_fill(mask.view({1, 1, T, K}), -kInf);
-  auto additive = [&] { return torch::zeros({T, K}, scores.options().requires_grad(false)).masked_fill_(mask, -kInf); };
-  if (!cached || dtype != torch::kFloat || !scores.device().is_cpu()) return scores + additive();
-  thread_local auto* sums = new std::map<int64_t, torch::Tensor>();  // as causal_mask's cache: never freed
-  auto it = sums->find(T);
-  if (it == sums->end()) it = sums->emplace(T, additive()).first;
-  return scores + it->second;
+  if (dtype != torch::kFloat && dtype != torch::kDouble) return scores.masked_fill(mask.view({1, 1, mask.size(0), mask.size(1)}), -kInf);
+  return scores + torch::zeros(mask.sizes(), scores.options()).masked_fill_(mask, -kInf);
 }
 
 }  // namespace
@@ -70,7 +64,7 @@ torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k, c
     return at::scaled_dot_product_attention(q, k, v, {}, p, /*is_causal=*/T > 1, 1.0 / std::sqrt(static_cast<double>(dh)));
   }
   auto scores = torch::matmul(q, k.transpose(2, 3)) / std::sqrt(static_cast<double>(dh));
-  if (T > 1) scores = hide(scores, causal_mask(T, q.device()), /*cached=*/q.device().is_cpu() && T <= kCachedMaskMax);
+  if (T > 1) scores = hide(scores, causal_mask(T, q.device()));
   return torch::matmul(drop(torch::softmax(scores, -1)), v);
 }
 
@@ -158,8 +152,7 @@ torch::Tensor AttentionImpl::attend(const torch::Tensor& h, const torch::Tensor&
   } else {
     auto scores = torch::matmul(q_ac, k.transpose(2, 3));  // [B,H,T,K]
     scores = (bd.defined() ? scores + bd : scores) * scale;
-    const bool plain = !mask.defined() && h.device().is_cpu() && T <= kCachedMaskMax;  // K == T: causal_mask(T)
-    scores = hide(scores, plain ? causal_mask(T, h.device()) : full_mask(), plain);
+    scores = hide(scores, full_mask());
     auto prob = dropatt(torch::softmax(scores, /*dim=*/-1));
     out = torch::matmul(prob, v);  // [B,H,T,dh]
   }
