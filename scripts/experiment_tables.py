@@ -9,7 +9,9 @@ copy-task: accuracy per maximum length, training-set size and model, with the fi
 the first logged step whose training loss is below 0.1 (how fast the model leaves the plateau).
 A trial with a "recorded" field (a date) is a cell carried over from an earlier run's report
 (docs/results/): its seed is marked † and a footnote says from when.
-Usage: experiment_tables.py formal-languages|copy-task TRIALS.json"""
+An ablation (formal-languages) is compared with its base run: --against BASE.json prints, per language,
+model and seed found in both, the two runs' bins under both protocols and the change (ablation − base).
+Usage: experiment_tables.py formal-languages|copy-task TRIALS.json [--against BASE.json]"""
 import json
 import math
 import os
@@ -81,8 +83,45 @@ def copy_task(s):
             p["model"], size, p["task.max_len"], acc, seq, final, below, secs, gates))
 
 
+def bins(r):
+    """(last bin 0, last bin 1, best bin 0, best bin 1) of a trial's eval.json; best falls back to last."""
+    last0 = r.get("sequence_accuracy")
+    last1 = r.get("splits", {}).get("test", {}).get("sequence_accuracy")
+    best = r.get("best", {})
+    return (last0, last1, best.get("valid", {}).get("sequence_accuracy", last0),
+            best.get("test", {}).get("sequence_accuracy", last1))
+
+
+def against(ablation, base):
+    """Per (language, model, seed) in both runs: base and ablation bins, and the change."""
+    def cells(s):
+        return {(t["point"]["language"], t["point"]["model"], t["seed"]): t["result"] for t in s["trials"]
+                if t["state"] == "succeeded" and isinstance(t.get("result"), dict)}
+    a, b = cells(ablation), cells(base)
+    common = [k for k in a if k in b]
+    if not common:
+        sys.exit("experiment_tables: the two runs share no (language, model, seed) that succeeded")
+    print("| language | model | seed | base last (bin 0 / bin 1) | ablation last | change | "
+          "base best | ablation best | change |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    pair = lambda v: "%s / %s" % (fmt(v[0]), fmt(v[1]))
+    change = lambda x, y: "%+.2f / %+.2f" % (y[0] - x[0], y[1] - x[1])
+    for key in common:
+        x, y = bins(b[key]), bins(a[key])
+        print("| %s | %s | %d | %s | %s | %s | %s | %s | %s |" % (
+            key[0], key[1], key[2], pair(x[:2]), pair(y[:2]), change(x[:2], y[:2]),
+            pair(x[2:]), pair(y[2:]), change(x[2:], y[2:])))
+    missing = sorted(set(a) - set(b))
+    if missing:
+        print()
+        print("Not in the base run: %s." % ", ".join("%s/%s/seed %d" % k for k in missing))
+
+
 def main():
-    if len(sys.argv) != 3:
+    args = sys.argv[1:]
+    if len(args) == 4 and args[0] == "formal-languages" and args[2] == "--against":
+        return against(json.load(open(args[1])), json.load(open(args[3])))
+    if len(args) != 2 or args[0] not in ("formal-languages", "copy-task"):
         sys.exit(__doc__)
     s = json.load(open(sys.argv[2]))
     if sys.argv[1] == "copy-task":

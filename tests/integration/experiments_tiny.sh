@@ -73,6 +73,20 @@ assert len(i) == 1 and i[0]["result"] == only[0]["result"], i
 PY
 python3 "$src/scripts/experiment_tables.py" formal-languages "$tmp/merged.json" > "$tmp/merged.md"
 grep -q "| d2 | I (5,0,0,0,0,0) | 1 |" "$tmp/merged.md" || { echo "FAIL: the merged table"; exit 1; }
+# --against compares an ablation with its base, per language, model and seed found in both: here the
+# merged run with model I's bin 0 raised by 0.25 on parity, against the --only run (model I alone).
+python3 - "$tmp/merged.json" > "$tmp/ablation.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+t = next(t for t in s["trials"] if t["point"] == {"language": "parity", "model": "I (5,0,0,0,0,0)"})
+t["result"]["sequence_accuracy"] += 0.25
+t["result"].pop("best", None)   # no best epoch: the last stands in for it
+json.dump(s, sys.stdout)
+PY
+python3 "$src/scripts/experiment_tables.py" formal-languages "$tmp/ablation.json" --against "$tmp/fl-only/trials.json" > "$tmp/against.md"
+grep -qE "^\| parity \| I \(5,0,0,0,0,0\) \| 1 \| .* \| \+0\.25 / \+0\.00 \| " "$tmp/against.md" || { cat "$tmp/against.md"; echo "FAIL: --against misses the change"; exit 1; }
+grep -qE "^\| d2 \| I \(5,0,0,0,0,0\) \| 1 \| .* \| \+0\.00 / \+0\.00 \| " "$tmp/against.md" || { cat "$tmp/against.md"; echo "FAIL: --against, unchanged cell"; exit 1; }
+grep -q "^Not in the base run: " "$tmp/against.md" || { cat "$tmp/against.md"; echo "FAIL: --against names no cell missing from the base"; exit 1; }
 # --curves embeds the loss curves, so tables and loss plots outlive the run folders.
 python3 "$src/scripts/merge_trials.py" --curves "$tmp/ct/trials.json" > "$tmp/ct-merged.json"
 python3 - "$tmp/ct-merged.json" <<'PY'
