@@ -34,3 +34,11 @@ build_recur() {
   for t in "$@"; do targets+=(--target "$t"); done
   cmake --build "$RECUR_BUILD" -j "${RECUR_JOBS:-2}" "${targets[@]}"
 }
+
+# Writes the sweep spec SPEC to OUT as it runs on this machine: {data_root} becomes DATA_ROOT and a
+# relative `base:` becomes relative to SPEC's own folder (OUT lives elsewhere). Args: SPEC DATA_ROOT OUT.
+prepare_spec() {
+  local dir
+  dir="$(cd "$(dirname "$1")" && pwd)"
+  sed -e "s|{data_root}|$2|" -e "s|^base: \([^/~].*\)$|base: $dir/\1|" "$1" > "$3"
+}

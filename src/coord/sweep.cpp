@@ -257,7 +257,7 @@ SweepSpec load_sweep_spec(const std::string& path) {
   }
   // The cartesian product, first axis slowest.
   std::vector<size_t> idx(axes.size(), 0);
-  std::set<std::string> used_vars, checked_metric;
+  std::set<std::string> used_vars, checked_metric, seen_points;
   while (true) {
     json point = json::object();
     std::map<std::string, std::string> vars;
@@ -299,6 +299,12 @@ SweepSpec load_sweep_spec(const std::string& path) {
       point[key] = v.IsScalar() ? scalar_json(v) : json(text);
       vars[key] = text;
       if (is_config_key(key)) axis_sets.push_back(key + "=" + text);
+    }
+    // Results are told apart by their point alone: two values of an axis with one label (or one
+    // value twice) would give trials that no table, plot or fit can separate.
+    if (!seen_points.insert(point.dump()).second) {
+      fail("{}: two trials would have the same point ({}): give every value of an axis its own label", path,
+           point_label(point, s.axes));
     }
     for (int64_t seed : seeds) {
       TrialSpec t;

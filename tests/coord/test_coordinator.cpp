@@ -428,6 +428,17 @@ TEST(SweepSpec, ExpandsAxesSeedsBundlesAndPlaceholders) {
   write_file_atomic(dir + "/huge2.yaml", "base: base.yaml\nseeds: 1000\naxes:\n  model.n_layer: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n"
                                          "  train.lr: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]\n");
   EXPECT_THAT([&] { load_sweep_spec(dir + "/huge2.yaml"); }, ::testing::ThrowsMessage<Error>(HasSubstr("110000 trials")));
+  // Two values with one label, or one value twice: their trials could not be told apart in results.
+  for (const std::string axes : {"  model:\n    - {label: xl, type: xl, n_rsa_heads: 0}\n    - {label: xl, type: rsa_xl}\n",
+                                 "  model.n_layer: [2, 3, 2]\n"}) {
+    write_file_atomic(dir + "/dup.yaml", "base: base.yaml\naxes:\n" + axes);
+    EXPECT_THAT([&] { load_sweep_spec(dir + "/dup.yaml"); },
+                ::testing::ThrowsMessage<Error>(HasSubstr("two trials would have the same point"))) << axes;
+  }
+  write_file_atomic(dir + "/dup.yaml", "base: base.yaml\naxes:\n  model:\n    - {label: xl, type: xl, n_rsa_heads: 0}\n"
+                                       "    - {label: xl, type: rsa_xl}\n  model.n_layer: [2, 3]\n");
+  EXPECT_THAT([&] { load_sweep_spec(dir + "/dup.yaml"); },
+              ::testing::ThrowsMessage<Error>(HasSubstr("(model=xl, model.n_layer=2)")));
   remove_tree(dir);
 }
 

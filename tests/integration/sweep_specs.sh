@@ -2,17 +2,16 @@
 # Every sweep spec the project ships (configs/sweeps/*.yaml and the experiments' sweep*.yaml, prepared
 # as scripts/experiment prepares them: {data_root} filled in, base made absolute) expands with
 # `recur sweep submit --dry-run`: each of its trials' configs is checked, the trial list has the count
-# it announces, and no two trials share a label and seed (their results could not be told apart).
+# it announces, and no two trials share a label and seed (submit refuses that itself; this checks the listing).
 # A spec with a typo is refused, naming the key. Args: RECUR_BINARY SOURCE_DIR.
 set -euo pipefail
 recur="$1"; src="$2"
+source "$src/scripts/lib.sh"
 tmp="$(mktemp -d /tmp/recur-sweep-specs.XXXXXX)"
 trap 'rm -rf "$tmp"' EXIT
 n=0
 for f in "$src"/configs/sweeps/*.yaml "$src"/configs/experiments/*/sweep*.yaml; do
-  dir="$(dirname "$f")"
-  sed "s|{data_root}|$tmp/data|" "$f" > "$tmp/spec.yaml"
-  sed -i -E "s|^base: ([^/~].*)$|base: $dir/\1|" "$tmp/spec.yaml"
+  prepare_spec "$f" "$tmp/data" "$tmp/spec.yaml"
   if ! "$recur" sweep submit "$tmp/spec.yaml" --dry-run > "$tmp/out" 2>&1; then
     cat "$tmp/out"; echo "FAIL: $f does not expand"; exit 1
   fi
