@@ -53,6 +53,10 @@ const std::vector<KeySpec>& config_schema() {
       {"model.mem_len", ValueType::kInt, "512", "XL memory length M (0 = no memory)", {}, 0, kMaxLength},
       {"model.clamp_len", ValueType::kInt, "-1", "XL: clamp relative positions to this distance (<= 0: no clamp)"},
       {"model.same_length", ValueType::kBool, "false", "XL: every query sees the same number of keys during training"},
+      {"model.initial_memory", ValueType::kString, "\"empty\"", "XL family: what attention sees before a stream's or "
+       "example's first segment: empty (nothing; the reference Transformer-XL) or zeros (model.mem_len zero hidden states "
+       "per layer, as HuggingFace's TransfoXLModel does when called without mems: Bhattamishra et al.'s SAN-Rel; "
+       "examples are then evaluated with the model's mem_len, same_length and clamp_len)", {"empty", "zeros"}},
       {"model.pos_enc", ValueType::kString, "\"sinusoidal\"", "transformer: absolute position encoding",
        {"sinusoidal", "learned", "none"}},
       {"model.max_len", ValueType::kInt, "1024", "transformer with learned positions: longest segment", {}, 1, kMaxLength},

@@ -149,6 +149,7 @@ std::shared_ptr<LanguageModel> make_model(const Config& c, int64_t vocab_size) {
   o.mem_len = c.get_int("model.mem_len");
   o.clamp_len = c.get_int("model.clamp_len");
   o.same_length = c.get_bool("model.same_length");
+  o.zero_initial_memory = c.get_string("model.initial_memory") == "zeros";
   o.eval_mem_len = c.get_int("eval.mem_len");
   o.eval_same_length = c.get_bool("eval.same_length");
   o.eval_clamp_len = c.get_int("eval.clamp_len");
@@ -194,6 +195,11 @@ std::shared_ptr<LanguageModel> make_model(const Config& c, int64_t vocab_size) {
     a.relative = false;
   } else {
     fail("model.type = {} is not available in this build yet", type);
+  }
+  if (o.zero_initial_memory && (!a.relative || o.mem_len == 0)) {
+    fail("config error: model.initial_memory = zeros gives an XL-family model model.mem_len zero hidden states to attend "
+         "to; model.type = {} with model.mem_len = {} has {}",
+         type, o.mem_len, a.relative ? "no memory (set model.mem_len > 0)" : "no memory (absolute positions, no mems)");
   }
   if (!rsa && c.get_int("model.n_rsa_heads") != 0) {
     fail("config error: model.n_rsa_heads = {} but model.type = {} has no RSA heads (use rsa_{})", c.get_int("model.n_rsa_heads"),

@@ -171,8 +171,15 @@ ForwardResult TransformerLm::forward(const torch::Tensor& tokens, const State& s
     }
     M = mems[0].size(1);
   }
-  const int64_t K = M + T;
   auto h = word_emb(tokens);
+  if (use_mems && state.empty() && options_.zero_initial_memory) {
+    // HuggingFace's TransfoXLModel without mems (Bhattamishra et al.'s SAN-Rel): mem_len zero hidden states
+    // per layer. Their keys and values are 0, so they take attention mass by relative distance alone:
+    // with same_length, query t sees mem_len - t - 1 of them, which tells positions apart.
+    mems.assign(static_cast<size_t>(L + 1), torch::zeros({B, mem_len, a.d_model}, h.options()));
+    M = mem_len;
+  }
+  const int64_t K = M + T;
   torch::Tensor pos_emb, mask;
   if (a.relative) {
     auto pos_seq = torch::arange(static_cast<double>(K - 1), -1.0, -1.0, inv_freq.options());

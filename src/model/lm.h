@@ -38,6 +38,7 @@ struct LmOptions {
   int64_t mem_len = 512;
   int64_t clamp_len = -1;              // <= 0: no clamping
   bool same_length = false;
+  bool zero_initial_memory = false;    // model.initial_memory = zeros: no state means mem_len zero hidden states
   int64_t eval_mem_len = -1;           // < 0: mem_len
   bool eval_same_length = true;
   int64_t eval_clamp_len = -1;

@@ -16,7 +16,8 @@ namespace {
 constexpr double kLn2 = 0.69314718055994530942;
 
 // A record's numbers as TensorBoard scalars: `prefix` + key; a list of numbers becomes one scalar per
-// element, tagged by layer ("rsa_gates": [..] -> rsa_gate/layer_0, ...). Nested objects are skipped.
+// element, tagged by layer ("rsa_gates": [..] -> rsa_gate/layer_0, ...) or, for "bit_accuracy", by
+// symbol (bit_accuracy/symbol_0, ...). Nested objects are skipped.
 std::vector<std::pair<std::string, float>> tb_scalars(const nlohmann::json& rec, const std::string& prefix) {
   std::vector<std::pair<std::string, float>> out;
   for (const auto& [key, v] : rec.items()) {
@@ -24,8 +25,9 @@ std::vector<std::pair<std::string, float>> tb_scalars(const nlohmann::json& rec,
     if (v.is_number()) out.emplace_back(prefix + key, v.get<float>());
     if (v.is_array()) {
       const std::string base = key == "rsa_gates" ? "rsa_gate" : key;
+      const std::string element = key == "bit_accuracy" ? "/symbol_" : "/layer_";
       for (size_t i = 0; i < v.size(); ++i) {
-        if (v[i].is_number()) out.emplace_back(prefix + base + "/layer_" + std::to_string(i), v[i].get<float>());
+        if (v[i].is_number()) out.emplace_back(prefix + base + element + std::to_string(i), v[i].get<float>());
       }
     }
   }

@@ -131,7 +131,11 @@ void EvalSums::add(Task task, const torch::Tensor& logits, const Batch& b) {
   auto l64 = logits.to(torch::kFloat64);
   if (task == Task::kLabelSets) {
     auto bits = label_bits(b.target, V);
-    accumulate(task, label_loss_per_position(l64, b.target, label_), b, l64.gt(0).eq(bits.gt(0.5)).all(-1));
+    auto bit_ok = l64.gt(0).eq(bits.gt(0.5));  // [R, T, V]
+    auto counted = b.weight.defined() ? b.weight.gt(0) : torch::ones(b.target.sizes(), bit_ok.options());
+    auto per_bit = (bit_ok & counted.unsqueeze(-1)).sum(std::vector<int64_t>{0, 1}).to(torch::kFloat64);
+    bit_sums_ = bit_sums_.defined() ? bit_sums_ + per_bit : per_bit;
+    accumulate(task, label_loss_per_position(l64, b.target, label_), b, bit_ok.all(-1));
     return;
   }
   auto per = F::cross_entropy(l64.reshape({-1, V}), b.target.reshape({-1}),
@@ -180,6 +184,12 @@ nlohmann::json EvalSums::result(Task task, bool word) const {
   } else if (accuracy_) {
     j["sequence_accuracy"] = v[4] / std::max(1.0, v[3]);
     j["sequences"] = v[3];
+  }
+  if (bit_sums_.defined()) {
+    auto h = bit_sums_.to(torch::kCPU).contiguous();
+    std::vector<double> bit(h.data_ptr<double>(), h.data_ptr<double>() + h.numel());
+    for (double& x : bit) x /= std::max(1.0, v[1]);
+    j["bit_accuracy"] = bit;
   }
   return j;
 }

@@ -79,6 +79,10 @@ class EvalSums {
   // The sums as a device tensor [loss, positions, correct, sequences, sequences_correct] (undefined
   // before the first add).
   const torch::Tensor& sums() const { return sums_; }
+  // Label sets only: per symbol v, the counted positions whose bit v is predicted right, as a device
+  // tensor [V] (undefined otherwise). result() reports it as `bit_accuracy`, so a model that is
+  // right on some outputs and stuck on others shows which.
+  const torch::Tensor& bit_sums() const { return bit_sums_; }
   // Reads the sums (one host synchronisation) and forms the split's metrics.
   nlohmann::json result(Task task, bool word_level) const;
 
@@ -86,7 +90,7 @@ class EvalSums {
   // per: fp64 loss per position [R, T]; correct: per-position correctness (undefined = not known).
   void accumulate(Task task, const torch::Tensor& per, const Batch& batch, const torch::Tensor& correct);
   LabelLoss label_;
-  torch::Tensor sums_;
+  torch::Tensor sums_, bit_sums_;
   bool accuracy_ = true;
 };
 

@@ -156,6 +156,9 @@ nlohmann::json evaluate(model::LanguageModel& model, const data::Dataset& ds, co
   // The XL evaluation settings are for token streams; examples are evaluated one by one, like training.
   if (task == Task::kStream) {
     model.set_eval_settings(c.get_int("eval.mem_len"), c.get_bool("eval.same_length"), c.get_int("eval.clamp_len"));
+  } else if (c.get_string("model.initial_memory") == "zeros") {
+    // examples start from zero memory in training; evaluation sees them as training does
+    model.set_eval_settings(c.get_int("model.mem_len"), c.get_bool("model.same_length"), c.get_int("model.clamp_len"));
   } else {
     model.set_eval_settings(0, false, -1);
   }

@@ -242,6 +242,55 @@ TEST(Models, XlWithoutMemoryIgnoresSameLength) {
   EXPECT_TRUE(torch::equal(a, b));
 }
 
+// Without memory and without absolute positions, a string that starts with a run of one symbol gives
+// the plain XL the same output at every position of that run: all keys and values are equal, so
+// attention returns the same value whatever its weights (RSA heads' unnormalised REM sums do not). This caps the relative-only Transformer* on the formal
+// languages (docs/results.md). model.initial_memory = zeros (HuggingFace's TransfoXLModel without mems)
+// lets positions differ, and equals the same model handed mem_len zero memories explicitly.
+TEST(Models, ZeroInitialMemoryTellsARunApartAndEqualsExplicitZeroMemories) {
+  const std::vector<std::string> san_rel = {"model.mem_len=16", "model.same_length=true", "model.clamp_len=10"};
+  for (const std::string type : {"xl", "rsa_xl"}) {
+    torch::NoGradGuard no_grad;
+    auto run = torch::full({2, 6}, 3, torch::kInt64);
+    auto plain = make_model(tiny(type, {"model.mem_len=0"}), 50);
+    plain->eval();
+    plain->set_eval_settings(0, false, -1);
+    auto p = plain->forward(run, State()).logits;
+    for (int64_t t = 1; t < 6; ++t) {
+      // RSA heads add P.V, an unnormalised sum over the run (lambda^k ...), which does tell positions apart
+      const bool same = torch::allclose(p.select(1, t), p.select(1, 0), 1e-5, 1e-6);
+      EXPECT_EQ(same, type == "xl") << type << " " << t;
+    }
+
+    auto cfg = san_rel;
+    cfg.push_back("model.initial_memory=zeros");
+    auto zeros = make_model(tiny(type, cfg), 50);
+    auto given = make_model(tiny(type, san_rel), 50);  // same seed: same weights
+    for (auto* m : {zeros.get(), given.get()}) {
+      m->eval();
+      m->set_eval_settings(16, true, 10);
+    }
+    auto z = zeros->forward(run, State()).logits;
+    EXPECT_FALSE(torch::allclose(z.select(1, 1), z.select(1, 0), 1e-3, 1e-4)) << type;
+    State explicit_zeros;
+    for (int64_t i = 0; i <= 2; ++i) explicit_zeros.tensors["mems." + std::to_string(i)] = torch::zeros({2, 16, 32});
+    EXPECT_TRUE(torch::allclose(z, given->forward(run, explicit_zeros).logits, 1e-5, 1e-6)) << type;
+    auto tokens = torch::randint(50, {2, 6}, torch::kInt64);
+    auto out = zeros->forward(tokens, State());
+    EXPECT_TRUE(torch::allclose(out.logits, given->forward(tokens, explicit_zeros).logits, 1e-5, 1e-6)) << type;
+    EXPECT_EQ(out.state.tensors.at("mems.0").size(1), 16);  // the zeros, then the segment, kept to mem_len
+    // a carried state is used as it is: zeros only stand in for no state
+    EXPECT_TRUE(torch::allclose(zeros->forward(tokens, out.state).logits, given->forward(tokens, out.state).logits, 1e-5, 1e-6));
+    // the same in training mode
+    zeros->train();
+    given->train();
+    EXPECT_TRUE(torch::allclose(zeros->forward(tokens, State()).logits, given->forward(tokens, explicit_zeros).logits, 1e-5, 1e-6));
+  }
+  EXPECT_THAT(error_of(tiny("transformer", {"model.initial_memory=zeros"})), HasSubstr("model.initial_memory = zeros"));
+  EXPECT_THAT(error_of(tiny("xl", {"model.initial_memory=zeros", "model.mem_len=0"})), HasSubstr("set model.mem_len > 0"));
+  EXPECT_THAT([] { tiny("xl", {"model.initial_memory=ones"}); }, ::testing::ThrowsMessage<Error>(HasSubstr("empty, zeros")));
+}
+
 }  // namespace
 }  // namespace recur::model
 

@@ -1,6 +1,7 @@
 // The label-set losses (train.label_loss) against hand loops over positions and symbols: bce on the
 // logits and mse on their sigmoid, each averaged over the symbols and then over the counted positions;
-// and the evaluation sums report the same loss the training step minimises.
+// and the evaluation sums report the same loss the training step minimises, and per-bit, per-position
+// and per-sequence accuracies that match hand counts.
 #include <gtest/gtest.h>
 
 #include <torch/torch.h>
@@ -41,7 +42,7 @@ double naive(const LabelCase& c, LabelLoss kind) {
   return sum / counted;
 }
 
-TEST(LabelLoss, MseAndBceMatchHandLoops) {
+TEST(LabelLoss, MseAndBceAndAccuraciesMatchHandLoops) {
   LabelCase c;
   for (LabelLoss kind : {LabelLoss::kBce, LabelLoss::kMse}) {
     const double want = naive(c, kind);
@@ -52,6 +53,42 @@ TEST(LabelLoss, MseAndBceMatchHandLoops) {
     EXPECT_NEAR(r["loss"].get<double>(), want, 1e-9);
     EXPECT_EQ(r["positions"].get<double>(), 7.0);
   }
+  // Per symbol, the share of counted positions whose bit is right (predicted set: positive logits).
+  EvalSums sums;
+  sums.add(Task::kLabelSets, c.logits, c.batch());
+  sums.add(Task::kLabelSets, c.logits, c.batch());  // sums over batches: the shares stay the same
+  auto r = sums.result(Task::kLabelSets, false);
+  ASSERT_EQ(r["bit_accuracy"].size(), 3u);
+  int64_t all_right = 0, seqs_right = 0;
+  for (int64_t v = 0; v < 3; ++v) {
+    int64_t right = 0;
+    for (int64_t row = 0; row < 2; ++row) {
+      for (int64_t t = 0; t < 4; ++t) {
+        if (c.weight[row][t].item<float>() == 0.f) continue;
+        right += (c.logits[row][t][v].item<double>() > 0) == (((c.sets[row][t].item<int64_t>() >> v) & 1) == 1);
+      }
+    }
+    EXPECT_DOUBLE_EQ(r["bit_accuracy"][v].get<double>(), right / 7.0) << v;
+  }
+  for (int64_t row = 0; row < 2; ++row) {
+    bool ok = true;
+    for (int64_t t = 0; t < 4; ++t) {
+      if (c.weight[row][t].item<float>() == 0.f) continue;
+      bool pos_ok = true;
+      for (int64_t v = 0; v < 3; ++v)
+        pos_ok &= (c.logits[row][t][v].item<double>() > 0) == (((c.sets[row][t].item<int64_t>() >> v) & 1) == 1);
+      all_right += pos_ok;
+      ok &= pos_ok;
+    }
+    seqs_right += ok;
+  }
+  EXPECT_DOUBLE_EQ(r["token_accuracy"].get<double>(), all_right / 7.0);
+  EXPECT_DOUBLE_EQ(r["sequence_accuracy"].get<double>(), seqs_right / 2.0);
+  // next-token tasks have no bits
+  EvalSums tokens;
+  Batch next{torch::Tensor(), torch::tensor({{2, 0}}, torch::kInt64), torch::Tensor(), 2.0};
+  tokens.add(Task::kExamples, c.logits.slice(0, 0, 1).slice(1, 0, 2), next);
+  EXPECT_FALSE(tokens.result(Task::kExamples, false).contains("bit_accuracy"));
   // The default stays bce, so runs from before train.label_loss reproduce.
   EXPECT_NEAR(task_loss(Task::kLabelSets, c.logits, c.batch()).item<double>(), naive(c, LabelLoss::kBce), 1e-6);
   EXPECT_NE(naive(c, LabelLoss::kBce), naive(c, LabelLoss::kMse));

@@ -14,9 +14,11 @@
 #include "data/corpora.h"
 #include "data/dataset.h"
 #include "data/gen.h"
+#include "data/loaders.h"
 #include "model/model.h"
 #include "train/optimizer.h"
 #include "train/options.h"
+#include "train/task.h"
 #include "train/trainer.h"
 #include "../common/runs.h"
 
@@ -52,6 +54,14 @@ class TrainerTest : public ::testing::Test {
   static Config config(const std::string& tiny, std::vector<std::string> sets = {}) {
     sets.push_back("data.path=" + root_ + "/data");
     return Config::load(std::string(RECUR_SOURCE_DIR) + "/configs/tiny/" + tiny + ".yaml", sets);
+  }
+  // A small D_2 dataset in root_/NAME: `train` strings and `bin` strings in each test bin.
+  static void write_d2(const std::string& name, uint64_t seed, int64_t train, int64_t bin) {
+    data::FormalSpec spec = data::default_formal_spec(data::FormalLanguage::kD2, seed);
+    spec.train.count = train;
+    spec.bin0.count = bin;
+    spec.bin1.count = bin;
+    data::write_formal_dataset(spec, root_ + "/" + name, false);
   }
   static double last_loss(const std::string& run) { return read_metrics(run).train.back()["loss"].get<double>(); }
   static std::string root_;
@@ -134,11 +144,7 @@ TEST_F(TrainerTest, Bf16AutocastKeepsFp32MasterWeights) {
 }
 
 TEST_F(TrainerTest, FormalLanguageRunReportsSequenceAccuracy) {
-  data::FormalSpec spec = data::default_formal_spec(data::FormalLanguage::kD2, 3);
-  spec.train.count = 200;
-  spec.bin0.count = 50;
-  spec.bin1.count = 50;
-  data::write_formal_dataset(spec, root_ + "/d2", false);
+  write_d2("d2", 3, 200, 50);
   Config c = Config::load(std::string(RECUR_SOURCE_DIR) + "/configs/tiny/rsa_transformer.yaml",
                           {"data.path=" + root_ + "/d2", "train.steps=40", "train.batch_size=8", "model.max_len=256", "train.log_every=20"});
   auto result = run_training(c, root_ + "/run-d2");
@@ -150,6 +156,54 @@ TEST_F(TrainerTest, FormalLanguageRunReportsSequenceAccuracy) {
   EXPECT_EQ(result["rsa_gates"].size(), 2u);
   auto test = run_evaluation(root_ + "/run-d2", "test", {});
   EXPECT_EQ(test["sequences"].get<double>(), 50.0);
+}
+
+// model.initial_memory = zeros (the formal languages' SAN-Rel): evaluation of examples runs from the
+// model's mem_len zero memories with its same_length and clamp_len, as training does. The run's valid
+// loss and accuracies equal a hand loop over the examples, one at a time, through a model without the
+// option that is handed explicit zero memories.
+TEST_F(TrainerTest, ZeroInitialMemoryEvaluatesLikeExplicitZeroMemories) {
+  write_d2("d2-zeros", 4, 100, 12);
+  const std::vector<std::string> san_rel = {"data.path=" + root_ + "/d2-zeros", "train.steps=6", "train.batch_size=8",
+                                            "train.log_every=3", "model.mem_len=32", "model.same_length=true",
+                                            "model.clamp_len=20", "model.dropout=0.0", "model.dropatt=0.0"};
+  auto with = san_rel;
+  with.push_back("model.initial_memory=zeros");
+  Config c = Config::load(std::string(RECUR_SOURCE_DIR) + "/configs/tiny/xl.yaml", with);
+  auto result = run_training(c, root_ + "/run-zeros");
+  auto ds = data::Dataset::open(root_ + "/d2-zeros", false);
+  const int64_t V = static_cast<int64_t>(ds->manifest().vocab.size);
+  auto plain = model::make_model(Config::load(std::string(RECUR_SOURCE_DIR) + "/configs/tiny/xl.yaml", san_rel), V);
+  torch::load(plain, root_ + "/run-zeros/model.pt");
+  plain->eval();
+  plain->set_eval_settings(32, true, 20);
+  torch::NoGradGuard no_grad;
+  const auto& split = ds->split("valid");
+  EvalSums sums;
+  for (uint64_t i = 0; i < split.examples(); ++i) {
+    data::TokenBatch tb;
+    data::fill_examples(split, {i}, &tb);
+    Batch b = make_batch(tb, Task::kLabelSets);
+    model::State zeros;
+    for (int64_t l = 0; l <= c.get_int("model.n_layer"); ++l) {
+      zeros.tensors["mems." + std::to_string(l)] = torch::zeros({1, 32, c.get_int("model.d_model")});
+    }
+    sums.add(Task::kLabelSets, *plain, plain->forward(b.input, zeros), b);
+  }
+  auto want = sums.result(Task::kLabelSets, false);
+  EXPECT_NEAR(result["loss"].get<double>(), want["loss"].get<double>(), 1e-5);
+  EXPECT_DOUBLE_EQ(result["token_accuracy"].get<double>(), want["token_accuracy"].get<double>());
+  EXPECT_DOUBLE_EQ(result["sequence_accuracy"].get<double>(), want["sequence_accuracy"].get<double>());
+  EXPECT_EQ(result["bit_accuracy"], want["bit_accuracy"]);
+  // without the zero memories the same weights score differently: the option is not a no-op
+  EvalSums none;
+  for (uint64_t i = 0; i < split.examples(); ++i) {
+    data::TokenBatch tb;
+    data::fill_examples(split, {i}, &tb);
+    Batch b = make_batch(tb, Task::kLabelSets);
+    none.add(Task::kLabelSets, *plain, plain->forward(b.input, model::State()), b);
+  }
+  EXPECT_GT(std::abs(none.result(Task::kLabelSets, false)["loss"].get<double>() - want["loss"].get<double>()), 1e-4);
 }
 
 // eval.every_epoch on a small D_2 (25 steps an epoch): metrics.jsonl holds an evaluation of both bins at
