@@ -170,10 +170,11 @@ void EvalSums::accumulate(Task task, const torch::Tensor& per, const Batch& b, c
 }
 
 nlohmann::json EvalSums::result(Task task, bool word) const {
-  std::vector<double> v(5, 0.0);
-  if (sums_.defined()) {
-    auto h = sums_.to(torch::kCPU).contiguous();
+  std::vector<double> v(5, 0.0), bit;
+  if (sums_.defined()) {  // one host synchronisation: the label sets' per-bit sums travel with the rest
+    auto h = (bit_sums_.defined() ? torch::cat({sums_, bit_sums_}) : sums_).to(torch::kCPU).contiguous();
     v.assign(h.data_ptr<double>(), h.data_ptr<double>() + 5);
+    bit.assign(h.data_ptr<double>() + 5, h.data_ptr<double>() + h.numel());
   }
   const double loss = v[0] / std::max(1.0, v[1]);
   nlohmann::json j = {{"positions", v[1]}, {"loss", loss}};
@@ -185,9 +186,7 @@ nlohmann::json EvalSums::result(Task task, bool word) const {
     j["sequence_accuracy"] = v[4] / std::max(1.0, v[3]);
     j["sequences"] = v[3];
   }
-  if (bit_sums_.defined()) {
-    auto h = bit_sums_.to(torch::kCPU).contiguous();
-    std::vector<double> bit(h.data_ptr<double>(), h.data_ptr<double>() + h.numel());
+  if (!bit.empty()) {
     for (double& x : bit) x /= std::max(1.0, v[1]);
     j["bit_accuracy"] = bit;
   }
