@@ -49,7 +49,7 @@ YAML
   "$recur" sweep submit "$tmp/$1.yaml" 2>/dev/null | tail -1
 }
 huge="$(spec huge "[1]" "{ranks: 1, gpus: 8}")"
-two="$(spec two "[1, 2, 1, 2, 1, 2]" "{ranks: 1, gpus: 2}")"
+two="$(spec two "[1, 2, 3, 4, 5, 6]" "{ranks: 1, gpus: 2}")"   # six distinct points: submit refuses repeats
 mpi="$(spec mpi "[1]" "{ranks: 2, gpus: 2}")"
 cpu="$(spec cpu "[1]" "{ranks: 1}")"
 
