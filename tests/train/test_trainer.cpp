@@ -179,31 +179,29 @@ TEST_F(TrainerTest, ZeroInitialMemoryEvaluatesLikeExplicitZeroMemories) {
   plain->set_eval_settings(32, true, 20);
   torch::NoGradGuard no_grad;
   const auto& split = ds->split("valid");
-  EvalSums sums;
-  for (uint64_t i = 0; i < split.examples(); ++i) {
-    data::TokenBatch tb;
-    data::fill_examples(split, {i}, &tb);
-    Batch b = make_batch(tb, Task::kLabelSets);
-    model::State zeros;
-    for (int64_t l = 0; l <= c.get_int("model.n_layer"); ++l) {
-      zeros.tensors["mems." + std::to_string(l)] = torch::zeros({1, 32, c.get_int("model.d_model")});
+  // A hand loop over the examples, one at a time, each starting from `start`.
+  auto hand = [&](const model::State& start) {
+    EvalSums sums;
+    for (uint64_t i = 0; i < split.examples(); ++i) {
+      data::TokenBatch tb;
+      data::fill_examples(split, {i}, &tb);
+      Batch b = make_batch(tb, Task::kLabelSets);
+      sums.add(Task::kLabelSets, *plain, plain->forward(b.input, start), b);
     }
-    sums.add(Task::kLabelSets, *plain, plain->forward(b.input, zeros), b);
+    return sums.result(Task::kLabelSets, false);
+  };
+  model::State zeros;
+  for (int64_t l = 0; l <= c.get_int("model.n_layer"); ++l) {
+    zeros.tensors["mems." + std::to_string(l)] = torch::zeros({1, 32, c.get_int("model.d_model")});
   }
-  auto want = sums.result(Task::kLabelSets, false);
+  auto want = hand(zeros);
   EXPECT_NEAR(result["loss"].get<double>(), want["loss"].get<double>(), 1e-5);
   EXPECT_DOUBLE_EQ(result["token_accuracy"].get<double>(), want["token_accuracy"].get<double>());
   EXPECT_DOUBLE_EQ(result["sequence_accuracy"].get<double>(), want["sequence_accuracy"].get<double>());
   EXPECT_EQ(result["bit_accuracy"], want["bit_accuracy"]);
   // without the zero memories the same weights score differently: the option is not a no-op
-  EvalSums none;
-  for (uint64_t i = 0; i < split.examples(); ++i) {
-    data::TokenBatch tb;
-    data::fill_examples(split, {i}, &tb);
-    Batch b = make_batch(tb, Task::kLabelSets);
-    none.add(Task::kLabelSets, *plain, plain->forward(b.input, model::State()), b);
-  }
-  EXPECT_GT(std::abs(none.result(Task::kLabelSets, false)["loss"].get<double>() - want["loss"].get<double>()), 1e-4);
+  auto none = hand(model::State());
+  EXPECT_GT(std::abs(none["loss"].get<double>() - want["loss"].get<double>()), 1e-4);
 }
 
 // eval.every_epoch on a small D_2 (25 steps an epoch): metrics.jsonl holds an evaluation of both bins at
